@@ -1,0 +1,229 @@
+"""The ``talksearch`` command line. Every error a user can cause ends in one line on stderr and a
+non-zero exit; the library is left as it was."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from tqdm import tqdm
+
+from ingest.errors import TalksearchError
+from ingest.subtitles import FORMATS
+
+from .config import Settings
+from .service import Metadata, Talksearch, media_files
+
+console = Console(soft_wrap=False)
+
+
+def mmss(seconds: float) -> str:
+    """Times as a person reads them: m:ss, or h:mm:ss past an hour."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--library", help="library folder (default ./talksearch-library or $TALKSEARCH_LIBRARY)")
+    parser.add_argument("--whisper-model", help="faster-whisper model name or path (default: base, assembled offline)")
+    parser.add_argument("--embed-model", help="sentence-transformers model name or path (default: multilingual-e5-small)")
+    parser.add_argument("--models-dir", help="where assembled models are cached")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what each stage does")
+
+
+def _add_metadata(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--title")
+    parser.add_argument("--language", help="spoken language code (skip detection), e.g. ko, ru, en")
+    for name in ("event", "session", "speaker", "date"):
+        parser.add_argument(f"--{name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="talksearch", description="Search what was said in recorded talks, in any language.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("ingest", help="transcribe, translate and index media files or folders")
+    p.add_argument("paths", nargs="+", type=Path)
+    p.add_argument("--no-translate", action="store_true", help="skip the English rendering")
+    _add_metadata(p)
+
+    p = commands.add_parser("import-transcript", help="add a recording from an SRT, WebVTT or JSON transcript")
+    p.add_argument("file", type=Path)
+    p.add_argument("--recording", type=Path, help="the media file the transcript belongs to (lets clips play)")
+    p.add_argument("--translation", type=Path, help="English SRT/VTT on the same clock")
+    _add_metadata(p)
+
+    p = commands.add_parser("search", help="semantic search; prints the best clips")
+    p.add_argument("query")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--lang", help="only hits in this spoken language")
+    p.add_argument("--recording", action="append", help="only this recording (repeatable)")
+    p.add_argument("--json", action="store_true", help="print hits as JSON")
+
+    p = commands.add_parser("list", help="recordings in the library")
+    p.add_argument("--json", action="store_true")
+    p = commands.add_parser("show", help="a recording's transcript with timestamps")
+    p.add_argument("recording")
+    p = commands.add_parser("export", help="write a recording's transcript")
+    p.add_argument("recording")
+    p.add_argument("--format", choices=FORMATS, default="srt")
+    p.add_argument("--output", type=Path, help="file to write (default: stdout)")
+    p = commands.add_parser("delete", help="remove a recording from catalog and index")
+    p.add_argument("recording")
+    commands.add_parser("reindex", help="re-embed every chunk with --embed-model")
+    commands.add_parser("models", help="assemble and load the models (first-run set-up)")
+    p = commands.add_parser("demo", help="build the demo library and run example searches")
+    p.add_argument("--fresh", action="store_true", help="delete the demo library first")
+    p = commands.add_parser("serve", help="run the HTTP API and web page")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    for sub in commands.choices.values():
+        _add_common(sub)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        library=args.library, whisper_model=args.whisper_model, embed_model=args.embed_model, models_dir=args.models_dir,
+        translate=False if getattr(args, "no_translate", False) else None,
+        host=getattr(args, "host", None), port=getattr(args, "port", None))
+
+
+def metadata_from(args: argparse.Namespace) -> Metadata:
+    return Metadata(args.title, args.language, args.event, args.session, args.speaker, args.date)
+
+
+def print_hits(hits, as_json: bool, elapsed: float | None = None) -> None:
+    if as_json:
+        print(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=1))
+        return
+    table = Table(show_lines=True)
+    for column in ("#", "score", "recording", "time", "lang", "said"):
+        table.add_column(column, overflow="fold")
+    for rank, hit in enumerate(hits, 1):
+        said = hit.text + (f"\n[dim]{hit.translation}[/dim]" if hit.translation else "")
+        table.add_row(str(rank), f"{hit.score:.3f}", f"{hit.title}\n[dim]{hit.recording_id}[/dim]",
+                      f"{mmss(hit.start)}–{mmss(hit.end)}", hit.language, said)
+    console.print(table)
+    if elapsed is not None:
+        console.print(f"[dim]{len(hits)} hits in {elapsed * 1000:.0f} ms[/dim]")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    if args.command == "serve":
+        from .server import serve
+
+        return serve(settings)
+    if args.command == "demo":
+        from .demo_library import run_demo
+
+        return run_demo(settings, fresh=args.fresh, explicit_library=args.library is not None)
+    app = Talksearch(settings)
+    if args.command == "ingest":
+        return _ingest(app, args)
+    if args.command == "import-transcript":
+        outcome = app.import_transcript(args.file, args.recording, metadata_from(args), args.translation)
+        _report(outcome, args.file)
+    elif args.command == "search":
+        started = time.perf_counter()
+        hits = app.search(args.query, args.k, args.lang, [app.library.resolve(r).id for r in args.recording or []] or None)
+        print_hits(hits, args.json, None if args.json else time.perf_counter() - started)
+    elif args.command == "list":
+        _list(app, args.json)
+    elif args.command == "show":
+        recording, transcript = app.recording(args.recording)
+        console.print(f"[bold]{recording.title}[/bold]  {recording.id}  {recording.language}  {mmss(recording.duration)}  {recording.source}")
+        for segment in transcript.segments:
+            console.print(f"[cyan]{mmss(segment.start)}–{mmss(segment.end)}[/cyan] [{segment.language}] {segment.text}", highlight=False)
+            if segment.translation:
+                console.print(f"             [dim]{segment.translation}[/dim]", highlight=False)
+    elif args.command == "export":
+        text = app.export(args.recording, args.format)
+        if args.output:
+            args.output.write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    elif args.command == "delete":
+        gone = app.delete(args.recording)
+        console.print(f"deleted {gone.id} ({gone.title})")
+    elif args.command == "reindex":
+        console.print(f"re-embedded {app.library.reindex()} chunks with {settings.embed_model}")
+    elif args.command == "models":
+        started = time.perf_counter()
+        app.warm_up()
+        console.print(f"whisper {settings.whisper_model} and {settings.embed_model} ready in {settings.models_dir} "
+                      f"({time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+def _report(outcome, path: Path) -> None:
+    if outcome.added:
+        console.print(f"added {outcome.recording.id} {outcome.recording.title!r} [{outcome.recording.language}] "
+                      f"{mmss(outcome.recording.duration)}, {outcome.chunks} chunks", highlight=False)
+    else:
+        console.print(f"{path}: already in the library as {outcome.recording.id} ({outcome.recording.title}); nothing to do",
+                      highlight=False)
+
+
+def _ingest(app: Talksearch, args: argparse.Namespace) -> int:
+    files = media_files(args.paths)
+    meta = metadata_from(args)
+    failures = 0
+    for path in files:
+        started = time.perf_counter()
+        with tqdm(total=100, desc=path.name[:30], unit="%", bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}",
+                  file=sys.stderr, leave=False) as bar:
+            def progress(fraction: float, bar=bar) -> None:
+                bar.n = round(100 * min(1.0, fraction))
+                bar.refresh()
+            try:
+                outcome = app.ingest(path, meta if len(files) == 1 else Metadata(**{**asdict(meta), "title": None}), progress)
+            except TalksearchError as exc:
+                if len(files) == 1:
+                    raise
+                failures += 1
+                print(f"talksearch: error: {exc}", file=sys.stderr)
+                continue
+        _report(outcome, path)
+        if outcome.added:
+            elapsed = time.perf_counter() - started
+            console.print(f"[dim]  {elapsed:.1f} s, real-time factor {elapsed / max(outcome.recording.duration, 1e-6):.3f}[/dim]")
+    return 1 if failures else 0
+
+
+def _list(app: Talksearch, as_json: bool) -> None:
+    recordings = app.recordings()
+    if as_json:
+        print(json.dumps([asdict(r) for r in recordings], ensure_ascii=False, indent=1))
+        return
+    table = Table()
+    for column in ("id", "title", "lang", "length", "speaker", "added"):
+        table.add_column(column)
+    for r in recordings:
+        table.add_row(r.id, r.title, r.language, mmss(r.duration), r.speaker or "", r.added_at[:16])
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args)
+    except (TalksearchError, ValueError) as exc:
+        print(f"talksearch: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("talksearch: interrupted; the library is unchanged by the unfinished file", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""All settings in one place: defaults, overridden by TALKSEARCH_* environment variables,
+overridden by command-line flags. Passed down explicitly; nothing reads the environment later."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from index.embedder import DEFAULT_EMBEDDER
+from ingest.whisper_model import DEFAULT_WHISPER
+
+
+def _default_models_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "talksearch" / "models"
+
+
+@dataclass
+class Settings:
+    library: Path = Path("talksearch-library")
+    models_dir: Path = field(default_factory=_default_models_dir)
+    whisper_model: str = DEFAULT_WHISPER
+    embed_model: str = DEFAULT_EMBEDDER
+    beam_size: int = 5
+    translate: bool = True
+    device: str = "cpu"
+    # HTTP API
+    api_key: str | None = None
+    max_upload_mb: int = 500
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
+        """Build from TALKSEARCH_<FIELD> variables, then apply non-None overrides (CLI flags)."""
+        environ = os.environ if environ is None else environ
+        settings = cls()
+        for f in fields(cls):
+            raw = environ.get(f"TALKSEARCH_{f.name.upper()}")
+            if raw is not None and raw != "":
+                setattr(settings, f.name, _coerce(f.name, raw, getattr(settings, f.name)))
+        for name, value in overrides.items():
+            if value is not None:
+                setattr(settings, name, _coerce(name, value, getattr(settings, name)) if isinstance(value, str) else value)
+        return settings
+
+
+def _coerce(name: str, raw: str, current):
+    if isinstance(current, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(current, int):
+        try:
+            return int(raw)
+        except ValueError as exc:
+            raise ValueError(f"TALKSEARCH_{name.upper()} must be a whole number, not {raw!r}") from exc
+    if isinstance(current, Path) or name in {"library", "models_dir"}:
+        return Path(raw).expanduser()
+    return raw

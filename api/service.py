@@ -1,0 +1,144 @@
+"""The application service shared by the command line and the HTTP API: it wires the stages
+(media → transcript → chunks → library) and owns the loaded models."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from index.embedder import Embedder, EmbedderSettings
+from index.library import Hit, Library, LibraryError
+from ingest.align import attach
+from ingest.chunking import chunk_transcript
+from ingest.errors import MediaError, TalksearchError
+from ingest.media import content_hash, is_media_file, load_audio
+from ingest.records import Recording, Transcript
+from ingest.subtitles import read_transcript, write_transcript
+from ingest.transcribe import Transcriber, WhisperSettings
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Metadata:
+    """What a user may say about a recording at ingest (and edit later)."""
+
+    title: str | None = None
+    language: str | None = None
+    event: str | None = None
+    session: str | None = None
+    speaker: str | None = None
+    date: str | None = None
+
+
+@dataclass
+class Outcome:
+    """Result of adding one file: the recording, and whether it was new."""
+
+    recording: Recording
+    added: bool
+    chunks: int = 0
+
+
+class Talksearch:
+    """Light to construct; models load on first use (or in ``warm_up``) and stay loaded."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.transcriber = Transcriber(WhisperSettings(model=settings.whisper_model, cache_dir=settings.models_dir,
+                                                       device=settings.device, beam_size=settings.beam_size))
+        self.embedder = Embedder(EmbedderSettings(model=settings.embed_model, cache_dir=settings.models_dir,
+                                                  device=settings.device))
+        self.library = Library(settings.library, self.embedder)
+
+    def warm_up(self) -> None:
+        self.transcriber.warm_up()
+        self.embedder.warm_up()
+
+    # -- adding -----------------------------------------------------------------------------
+    def ingest(self, path: Path, meta: Metadata | None = None, progress: Callable[[float], None] | None = None) -> Outcome:
+        """Transcribe, translate, chunk and index one media file. Same bytes twice is a no-op."""
+        meta = meta or Metadata()
+        digest = content_hash(path) if path.is_file() else ""
+        if not digest:
+            raise MediaError(f"{path}: no such file")
+        existing = self.library.store.by_hash(digest)
+        if existing is not None:
+            return Outcome(existing, added=False)
+        self.library.check_model()
+        audio = load_audio(path)
+        transcript = self.transcriber(audio, language=meta.language, translate=self.settings.translate, progress=progress)
+        recording = self._recording(digest, path, transcript, meta, has_media=True)
+        chunks = self._store(recording, transcript)
+        self.library.store.set_meta("whisper_model", self.settings.whisper_model)
+        return Outcome(recording, added=True, chunks=chunks)
+
+    def import_transcript(self, path: Path, media: Path | None = None, meta: Metadata | None = None,
+                          translation: Path | None = None) -> Outcome:
+        """Add a recording from an existing SRT/VTT/JSON transcript, optionally tied to its media
+        file (so clips can be played) and an English subtitle file on the same clock."""
+        meta = meta or Metadata()
+        transcript = read_transcript(path, meta.language, translation)
+        if media is not None:
+            audio = load_audio(media)
+            transcript.duration = max(transcript.duration, audio.size / 16_000)
+        digest = content_hash(media or path)
+        existing = self.library.store.by_hash(digest)
+        if existing is not None:
+            return Outcome(existing, added=False)
+        self.library.check_model()
+        recording = self._recording(digest, media or path, transcript, meta, has_media=media is not None)
+        return Outcome(recording, added=True, chunks=self._store(recording, transcript))
+
+    @staticmethod
+    def _recording(digest: str, source: Path, transcript: Transcript, meta: Metadata, has_media: bool) -> Recording:
+        return Recording(
+            id=digest[:12], title=meta.title or source.stem.replace("_", " "), source=str(source.resolve()),
+            content_hash=digest, duration=round(transcript.duration, 3), language=transcript.language,
+            added_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), has_media=has_media,
+            event=meta.event, session=meta.session, speaker=meta.speaker, date=meta.date)
+
+    def _store(self, recording: Recording, transcript: Transcript) -> int:
+        attach(transcript.segments, transcript.translation)
+        chunks = chunk_transcript(transcript, recording.id)
+        self.library.add(recording, transcript, chunks)
+        return len(chunks)
+
+    # -- reading ----------------------------------------------------------------------------
+    def search(self, query: str, k: int = 10, language: str | None = None, recordings: list[str] | None = None) -> list[Hit]:
+        return self.library.search(query, k, language, recordings)
+
+    def recordings(self) -> list[Recording]:
+        return self.library.store.recordings()
+
+    def recording(self, ref: str) -> tuple[Recording, Transcript]:
+        recording = self.library.resolve(ref)
+        return recording, self.library.store.transcript(recording.id)
+
+    def export(self, ref: str, fmt: str) -> str:
+        recording, transcript = self.recording(ref)
+        return write_transcript(transcript, fmt, {"recording_id": recording.id, "title": recording.title})
+
+    def delete(self, ref: str) -> Recording:
+        return self.library.delete(ref)
+
+
+def media_files(paths: list[Path]) -> list[Path]:
+    """Expand folders into the media files they hold (recursively, sorted); files pass as given."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            inside = sorted(p for p in path.rglob("*") if is_media_file(p))
+            if not inside:
+                raise MediaError(f"{path}: no media files in this folder")
+            found += inside
+        else:
+            found.append(path)
+    return found
+
+
+__all__ = ["Talksearch", "Metadata", "Outcome", "media_files", "TalksearchError", "LibraryError"]

@@ -1,0 +1,178 @@
+"""The SQLite catalog: recordings, their segments, words, English rendering and chunks.
+
+SQLite because a library must be one folder a user can copy, and because a single file
+gives transactions: a failed ingest leaves nothing half-written.
+"""
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Iterator
+
+from ingest.records import Chunk, Recording, Segment, Transcript, Word
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS recordings (
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT NOT NULL, content_hash TEXT NOT NULL UNIQUE,
+    duration REAL NOT NULL, language TEXT NOT NULL, added_at TEXT NOT NULL, has_media INTEGER NOT NULL,
+    event TEXT, session TEXT, speaker TEXT, date TEXT);
+CREATE TABLE IF NOT EXISTS segments (
+    id INTEGER PRIMARY KEY, recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL, start REAL NOT NULL, "end" REAL NOT NULL, language TEXT NOT NULL,
+    text TEXT NOT NULL, translation TEXT);
+CREATE INDEX IF NOT EXISTS segments_by_recording ON segments(recording_id, start);
+CREATE TABLE IF NOT EXISTS words (
+    segment_id INTEGER NOT NULL REFERENCES segments(id) ON DELETE CASCADE, seq INTEGER NOT NULL,
+    start REAL NOT NULL, "end" REAL NOT NULL, text TEXT NOT NULL, probability REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS words_by_segment ON words(segment_id);
+CREATE TABLE IF NOT EXISTS translations (
+    recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
+    start REAL NOT NULL, "end" REAL NOT NULL, text TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS translations_by_recording ON translations(recording_id, start);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL, start REAL NOT NULL, "end" REAL NOT NULL, language TEXT NOT NULL,
+    text TEXT NOT NULL, translation TEXT);
+CREATE INDEX IF NOT EXISTS chunks_by_recording ON chunks(recording_id);
+"""
+_RECORDING_COLUMNS = [f.name for f in fields(Recording)]
+
+
+class Catalog:
+    """Thread-safe access to one catalog file (the API searches while a background job writes)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All catalog writes inside commit together or not at all."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _rows(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- meta -------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0]["value"] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # -- recordings -------------------------------------------------------------------------
+    @staticmethod
+    def _recording(row: sqlite3.Row) -> Recording:
+        values = dict(row)
+        values["has_media"] = bool(values["has_media"])
+        return Recording(**values)
+
+    def recordings(self) -> list[Recording]:
+        return [self._recording(r) for r in self._rows("SELECT * FROM recordings ORDER BY added_at, id")]
+
+    def recording(self, recording_id: str) -> Recording | None:
+        rows = self._rows("SELECT * FROM recordings WHERE id = ?", (recording_id,))
+        return self._recording(rows[0]) if rows else None
+
+    def by_hash(self, content_hash: str) -> Recording | None:
+        rows = self._rows("SELECT * FROM recordings WHERE content_hash = ?", (content_hash,))
+        return self._recording(rows[0]) if rows else None
+
+    def find(self, ref: str) -> list[Recording]:
+        """Recordings matching an id, an id prefix, or an exact title (what a user types)."""
+        rows = self._rows("SELECT * FROM recordings WHERE id = ? OR id LIKE ? OR title = ?",
+                          (ref, ref.replace("%", "") + "%", ref))
+        exact = [r for r in rows if r["id"] == ref]
+        return [self._recording(r) for r in (exact or rows)]
+
+    def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk]) -> list[int]:
+        """Insert a recording with everything derived from it; returns the new chunk ids in order.
+        Call inside ``transaction()``."""
+        values = asdict(recording)
+        self._db.execute(
+            f"INSERT INTO recordings({', '.join(_RECORDING_COLUMNS)}) VALUES ({', '.join('?' * len(_RECORDING_COLUMNS))})",
+            [values[c] for c in _RECORDING_COLUMNS])
+        for seq, segment in enumerate(transcript.segments):
+            cursor = self._db.execute(
+                'INSERT INTO segments(recording_id, seq, start, "end", language, text, translation) VALUES (?,?,?,?,?,?,?)',
+                (recording.id, seq, segment.start, segment.end, segment.language, segment.text, segment.translation))
+            self._db.executemany(
+                'INSERT INTO words(segment_id, seq, start, "end", text, probability) VALUES (?,?,?,?,?,?)',
+                [(cursor.lastrowid, i, w.start, w.end, w.text, w.probability) for i, w in enumerate(segment.words)])
+        self._db.executemany('INSERT INTO translations(recording_id, start, "end", text) VALUES (?,?,?,?)',
+                             [(recording.id, s.start, s.end, s.text) for s in transcript.translation])
+        ids = []
+        for chunk in chunks:
+            cursor = self._db.execute(
+                'INSERT INTO chunks(recording_id, seq, start, "end", language, text, translation) VALUES (?,?,?,?,?,?,?)',
+                (recording.id, chunk.seq, chunk.start, chunk.end, chunk.language, chunk.text, chunk.translation))
+            chunk.id = cursor.lastrowid
+            ids.append(cursor.lastrowid)
+        return ids
+
+    def delete(self, recording_id: str) -> list[int]:
+        """Remove a recording and all rows hanging off it; returns the chunk ids it had.
+        Call inside ``transaction()``."""
+        ids = [r["id"] for r in self._db.execute("SELECT id FROM chunks WHERE recording_id = ?", (recording_id,))]
+        self._db.execute("DELETE FROM recordings WHERE id = ?", (recording_id,))
+        return ids
+
+    # -- transcript and chunks --------------------------------------------------------------
+    def transcript(self, recording_id: str) -> Transcript | None:
+        recording = self.recording(recording_id)
+        if recording is None:
+            return None
+        segments = []
+        for row in self._rows('SELECT * FROM segments WHERE recording_id = ? ORDER BY seq', (recording_id,)):
+            words = [Word(w["start"], w["end"], w["text"], w["probability"])
+                     for w in self._rows('SELECT * FROM words WHERE segment_id = ? ORDER BY seq', (row["id"],))]
+            segments.append(Segment(row["start"], row["end"], row["text"], row["language"], words, row["translation"]))
+        english = [Segment(r["start"], r["end"], r["text"], "en")
+                   for r in self._rows('SELECT * FROM translations WHERE recording_id = ? ORDER BY start', (recording_id,))]
+        return Transcript(recording.language, recording.duration, segments, english)
+
+    def chunks(self, ids: list[int]) -> dict[int, Chunk]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._rows(f"SELECT * FROM chunks WHERE id IN ({marks})", tuple(ids))
+        return {r["id"]: Chunk(r["recording_id"], r["start"], r["end"], r["language"], r["text"], r["translation"], r["seq"], r["id"])
+                for r in rows}
+
+    def all_chunks(self) -> list[Chunk]:
+        return [Chunk(r["recording_id"], r["start"], r["end"], r["language"], r["text"], r["translation"], r["seq"], r["id"])
+                for r in self._rows("SELECT * FROM chunks ORDER BY id")]
+
+    def words_between(self, recording_id: str, start: float, end: float) -> list[Word]:
+        rows = self._rows(
+            'SELECT w.* FROM words w JOIN segments s ON s.id = w.segment_id '
+            'WHERE s.recording_id = ? AND w.start >= ? AND w."end" <= ? ORDER BY w.start', (recording_id, start - 0.01, end + 0.01))
+        return [Word(r["start"], r["end"], r["text"], r["probability"]) for r in rows]
+
+    def counts(self) -> dict[str, float]:
+        row = self._rows("SELECT COUNT(*) AS n, COALESCE(SUM(duration), 0) AS seconds FROM recordings")[0]
+        chunks = self._rows("SELECT COUNT(*) AS n FROM chunks")[0]["n"]
+        return {"recordings": row["n"], "chunks": chunks, "seconds": row["seconds"]}

@@ -1,0 +1,93 @@
+"""Cutting a transcript into search chunks: whole sentences packed into ~15–40 s windows,
+with the last sentence repeated at the start of the next chunk so a quote that straddles a
+boundary is still found whole. Chunks never cut a word."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .align import render
+from .records import Chunk, Segment, Transcript, Word
+
+_SENTENCE_END = re.compile(r"[.!?…。？！]+[\"'”»)\]]*$")
+
+
+@dataclass
+class Sentence:
+    start: float
+    end: float
+    text: str
+    language: str
+
+
+@dataclass
+class ChunkingSettings:
+    """Window sizes in seconds; overlap is counted in sentences."""
+
+    min_seconds: float = 15.0
+    max_seconds: float = 40.0
+    overlap_sentences: int = 1
+
+
+def _join(words: list[Word]) -> str:
+    return "".join(word.text for word in words).strip()
+
+
+def sentences(segments: list[Segment], max_seconds: float) -> list[Sentence]:
+    """Split segments at sentence punctuation using word timings; a run-on longer than
+    ``max_seconds`` is split at the widest pause between its words instead."""
+    result: list[Sentence] = []
+    for segment in segments:
+        if not segment.words:
+            result.append(Sentence(segment.start, segment.end, segment.text.strip(), segment.language))
+            continue
+        current: list[Word] = []
+        for word in segment.words:
+            current.append(word)
+            if _SENTENCE_END.search(word.text.strip()):
+                result += _bounded(current, segment.language, max_seconds)
+                current = []
+        if current:
+            result += _bounded(current, segment.language, max_seconds)
+    return [s for s in result if s.text]
+
+
+def _bounded(words: list[Word], language: str, max_seconds: float) -> list[Sentence]:
+    if words[-1].end - words[0].start <= max_seconds or len(words) < 2:
+        return [Sentence(words[0].start, words[-1].end, _join(words), language)]
+    gaps = [words[i + 1].start - words[i].end for i in range(len(words) - 1)]
+    cut = gaps.index(max(gaps)) + 1
+    return _bounded(words[:cut], language, max_seconds) + _bounded(words[cut:], language, max_seconds)
+
+
+def chunk_transcript(transcript: Transcript, recording_id: str, settings: ChunkingSettings | None = None) -> list[Chunk]:
+    """Pack sentences greedily: close a chunk once it reaches ``min_seconds`` or would pass
+    ``max_seconds``, or when the language changes; then start the next one with the overlap."""
+    settings = settings or ChunkingSettings()
+    units = sentences(transcript.segments, settings.max_seconds)
+    groups: list[list[Sentence]] = []
+    current: list[Sentence] = []
+    fresh = 0  # sentences in `current` that are not overlap carried from the previous chunk
+    for unit in units:
+        too_long = current and unit.end - current[0].start > settings.max_seconds
+        switched = current and unit.language != current[-1].language
+        if fresh and (too_long or switched):
+            groups.append(current)
+            carry = [] if switched else current[-settings.overlap_sentences:] if settings.overlap_sentences else []
+            current, fresh = list(carry), 0
+            if current and unit.end - current[0].start > settings.max_seconds:
+                current = []
+        current.append(unit)
+        fresh += 1
+        if current[-1].end - current[0].start >= settings.min_seconds:
+            groups.append(current)
+            current = current[-settings.overlap_sentences:] if settings.overlap_sentences else []
+            fresh = 0
+    if fresh:
+        groups.append(current)
+    chunks = []
+    for seq, group in enumerate(groups):
+        start, end, language = group[0].start, group[-1].end, group[0].language
+        translation = None if language == "en" else render(transcript.translation, start, end)
+        chunks.append(Chunk(recording_id, start, end, language, " ".join(s.text for s in group), translation, seq))
+    return chunks

@@ -1,0 +1,77 @@
+"""Plain records passed from ingest to index and api.
+
+They are dataclasses on purpose: easy to build in tests, to serialise to JSON and to store.
+Times are seconds from the start of the recording.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Word:
+    """One recognised word with its timing; ``text`` keeps Whisper's leading space."""
+
+    start: float
+    end: float
+    text: str
+    probability: float = 1.0
+
+
+@dataclass
+class Segment:
+    """A stretch of speech in one language, as the recogniser or a subtitle cue gave it."""
+
+    start: float
+    end: float
+    text: str
+    language: str
+    words: list[Word] = field(default_factory=list)
+    translation: str | None = None
+
+
+@dataclass
+class Transcript:
+    """Everything ingest learned about one recording's speech.
+
+    ``translation`` holds English segments timed against the same clock; they are aligned to
+    ``segments`` by time rather than by index because Whisper segments the two passes differently.
+    """
+
+    language: str
+    duration: float
+    segments: list[Segment]
+    translation: list[Segment] = field(default_factory=list)
+    language_probability: float = 1.0
+
+
+@dataclass
+class Recording:
+    """Catalog entry for one talk, panel or interview."""
+
+    id: str
+    title: str
+    source: str
+    content_hash: str
+    duration: float
+    language: str
+    added_at: str = ""
+    has_media: bool = True
+    event: str | None = None
+    session: str | None = None
+    speaker: str | None = None
+    date: str | None = None
+
+
+@dataclass
+class Chunk:
+    """The unit that gets embedded: a sentence-aligned window of one recording."""
+
+    recording_id: str
+    start: float
+    end: float
+    language: str
+    text: str
+    translation: str | None
+    seq: int = 0
+    id: int | None = None

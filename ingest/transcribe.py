@@ -1,0 +1,156 @@
+"""Speech to timed text with faster-whisper: transcription with word timestamps, per-segment
+language labels for talks that switch languages, and an English rendering by Whisper's
+translate task for everything not spoken in English."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .errors import ModelError, NoSpeechError
+from .guards import keep_segment
+from .media import SAMPLE_RATE
+from .records import Segment, Transcript, Word
+from .whisper_model import resolve_whisper
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float], None]
+
+
+@dataclass
+class WhisperSettings:
+    """How Whisper is run; defaults measured to be safe on a 2-core CPU with the base model."""
+
+    model: str = "base"
+    cache_dir: Path = Path.home() / ".cache" / "talksearch" / "models"
+    device: str = "cpu"
+    compute_type: str = "int8"
+    beam_size: int = 5
+    cpu_threads: int = 0
+    # A segment is relabelled only when Whisper is this sure it hears another language.
+    switch_probability: float = 0.8
+    # Shortest stretch of speech (seconds) whose language is checked on its own.
+    language_window: float = 10.0
+
+
+class Transcriber:
+    """Callable pipeline: 16 kHz samples in, Transcript out. The model loads once, in warm_up()."""
+
+    def __init__(self, settings: WhisperSettings | None = None):
+        self.settings = settings or WhisperSettings()
+        self._model = None
+
+    @property
+    def model_name(self) -> str:
+        return self.settings.model
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        from faster_whisper import WhisperModel
+
+        where = resolve_whisper(self.settings.model, self.settings.cache_dir)
+        try:
+            self._model = WhisperModel(
+                where, device=self.settings.device, compute_type=self.settings.compute_type,
+                cpu_threads=self.settings.cpu_threads,
+            )
+        except Exception as exc:  # faster-whisper raises hub, OS and runtime errors alike
+            raise ModelError(f"cannot load whisper model {self.settings.model!r}: {exc}") from exc
+
+    def __call__(self, audio: np.ndarray, language: str | None = None, translate: bool = True,
+                 progress: Progress | None = None) -> Transcript:
+        return self.run(audio, language, translate, progress)
+
+    def run(self, audio: np.ndarray, language: str | None = None, translate: bool = True,
+            progress: Progress | None = None) -> Transcript:
+        self.warm_up()
+        duration = audio.size / SAMPLE_RATE
+        report = progress or (lambda fraction: None)
+        segments, info = self._decode(audio, 0.0, language, "transcribe", words=True)
+        kept = self._collect(segments, info.language, lambda end: report(0.5 * end / duration))
+        if not kept:
+            raise NoSpeechError("no speech found in the audio")
+        main = language or info.language
+        if language is None:
+            kept = self._relabel_languages(audio, kept, main)
+        translation: list[Segment] = []
+        if translate:
+            for lang, start, end in _foreign_runs(kept):
+                pieces, _ = self._decode(audio, start, lang, "translate", words=False, end=end)
+                translation += self._collect(pieces, "en", lambda at: report(0.5 + 0.5 * at / duration))
+        report(1.0)
+        return Transcript(language=main, duration=duration, segments=kept, translation=translation,
+                          language_probability=1.0 if language else float(info.language_probability))
+
+    def _decode(self, audio: np.ndarray, start: float, language: str | None, task: str, words: bool,
+                end: float | None = None):
+        """Run Whisper over audio[start:end]; segment times come back on the recording's clock."""
+        lo = int(start * SAMPLE_RATE)
+        hi = audio.size if end is None else int(end * SAMPLE_RATE)
+        segments, info = self._model.transcribe(
+            audio[lo:hi], language=language, task=task, beam_size=self.settings.beam_size,
+            word_timestamps=words, vad_filter=True, condition_on_previous_text=False,
+            hallucination_silence_threshold=2.0 if words else None,
+        )
+        return ((segment, start) for segment in segments), info
+
+    @staticmethod
+    def _collect(decoded: Iterable, language: str, progress: Callable[[float], None]) -> list[Segment]:
+        kept: list[Segment] = []
+        for raw, offset in decoded:
+            progress(raw.end + offset)
+            if not keep_segment(raw.text, raw.avg_logprob, raw.no_speech_prob):
+                log.info("dropped segment %.1f-%.1f: %r", raw.start + offset, raw.end + offset, raw.text[:60])
+                continue
+            words = [Word(w.start + offset, w.end + offset, w.word, w.probability) for w in raw.words or []]
+            kept.append(Segment(raw.start + offset, raw.end + offset, raw.text.strip(), language, words))
+        return kept
+
+    def _relabel_languages(self, audio: np.ndarray, segments: list[Segment], main: str) -> list[Segment]:
+        """Label each stretch of speech with its own language; re-decode stretches in another language.
+
+        Whisper decodes a file in one language; a panel that switches from Korean to English would
+        otherwise come out as Korean-flavoured English. Stretches are checked in windows of at
+        least ``language_window`` seconds so short interjections inherit the recording language.
+        """
+        result: list[Segment] = []
+        for window in _windows(segments, self.settings.language_window):
+            lo, hi = int(window[0].start * SAMPLE_RATE), int(window[-1].end * SAMPLE_RATE)
+            lang, probability, _ = self._model.detect_language(audio[lo:hi])
+            if lang == main or probability < self.settings.switch_probability:
+                result += window
+                continue
+            log.info("%.1f-%.1f s sounds like %s (p=%.2f), not %s", window[0].start, window[-1].end, lang, probability, main)
+            redecoded, _ = self._decode(audio, window[0].start, lang, "transcribe", words=True, end=window[-1].end)
+            result += self._collect(redecoded, lang, lambda at: None) or window
+        return result
+
+
+def _windows(segments: list[Segment], min_seconds: float) -> list[list[Segment]]:
+    """Group consecutive segments until each group spans at least ``min_seconds``."""
+    groups: list[list[Segment]] = []
+    for segment in segments:
+        if groups and groups[-1][-1].end - groups[-1][0].start < min_seconds:
+            groups[-1].append(segment)
+        else:
+            groups.append([segment])
+    return groups
+
+
+def _foreign_runs(segments: list[Segment]) -> list[tuple[str, float, float]]:
+    """Maximal runs of consecutive non-English segments: what the translate pass must cover."""
+    runs: list[tuple[str, float, float]] = []
+    for segment in segments:
+        if segment.language == "en":
+            continue
+        if runs and runs[-1][0] == segment.language:
+            runs[-1] = (segment.language, runs[-1][1], segment.end)
+        else:
+            runs.append((segment.language, segment.start, segment.end))
+    # A little context either side keeps Whisper from clipping the first and last words.
+    return [(lang, max(0.0, start - 0.3), end + 0.3) for lang, start, end in runs]
