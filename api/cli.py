@@ -20,7 +20,8 @@ from ingest.subtitles import FORMATS
 from .config import Settings
 from .service import Metadata, Talksearch, media_files
 
-console = Console(soft_wrap=False)
+# Piped output gets a fixed, wide layout instead of the 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 140)
 
 
 def mmss(seconds: float) -> str:
@@ -180,7 +181,7 @@ def _ingest(app: Talksearch, args: argparse.Namespace) -> int:
     for path in files:
         started = time.perf_counter()
         with tqdm(total=100, desc=path.name[:30], unit="%", bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}",
-                  file=sys.stderr, leave=False) as bar:
+                  file=sys.stderr, leave=False, disable=None) as bar:  # no bar when piped
             def progress(fraction: float, bar=bar) -> None:
                 bar.n = round(100 * min(1.0, fraction))
                 bar.refresh()

@@ -126,6 +126,23 @@ class Talksearch:
     def delete(self, ref: str) -> Recording:
         return self.library.delete(ref)
 
+    # -- for the HTTP API, where ids are exact and never paths ---------------------------------
+    def by_id(self, recording_id: str) -> Recording | None:
+        """Exact id only: unlike ``recording``, no prefix or title matching."""
+        return self.library.store.recording(recording_id)
+
+    def media_path(self, recording: Recording) -> Path | None:
+        """The recording's own media file as the catalog holds it; None for a transcript-only
+        import or a file that has gone."""
+        if not recording.has_media:
+            return None
+        path = Path(recording.source).resolve()
+        return path if path.is_file() else None
+
+    def stats(self) -> dict[str, float]:
+        """Recordings, chunks and seconds of audio in the library."""
+        return self.library.store.counts()
+
 
 def media_files(paths: list[Path]) -> list[Path]:
     """Expand folders into the media files they hold (recursively, sorted); files pass as given."""

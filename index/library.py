@@ -154,24 +154,30 @@ def _stitch(first: str | None, second: str | None) -> str | None:
     return f"{first} {second}"
 
 
-def merge_overlapping(ranked: list[tuple[Chunk, float]]) -> list[tuple[Chunk, float]]:
-    """Fold chunks of one recording that overlap in time into one span, best score first.
+def merge_overlapping(ranked: list[tuple[Chunk, float]], tie: float = 0.01) -> list[tuple[Chunk, float]]:
+    """Fold chunks of one recording that overlap in time into one hit, best score first.
 
     Neighbouring chunks share a sentence, so a good passage often surfaces twice; a user wants
-    it once, spanning both.
+    it once. The hit grows to span both only when the neighbour scores within ``tie`` of it,
+    otherwise the weaker neighbour is absorbed: hits stay as tight as the evidence.
     """
     merged: list[tuple[Chunk, float]] = []
     for chunk, score in sorted(ranked, key=lambda pair: -pair[1]):
         for i, (kept, best) in enumerate(merged):
-            if kept.recording_id == chunk.recording_id and chunk.start < kept.end and kept.start < chunk.end:
-                first, second = (kept, chunk) if kept.start <= chunk.start else (chunk, kept)
-                if second.end <= first.end:  # one contains the other
-                    combined = Chunk(first.recording_id, first.start, first.end, first.language, first.text, first.translation, first.seq, first.id)
-                else:
-                    combined = Chunk(first.recording_id, first.start, second.end, first.language,
-                                     _stitch(first.text, second.text), _stitch(first.translation, second.translation), first.seq, first.id)
-                merged[i] = (combined, best)
-                break
+            if kept.recording_id != chunk.recording_id or chunk.start >= kept.end or kept.start >= chunk.end:
+                continue
+            if best - score <= tie:
+                merged[i] = (_span(kept, chunk), best)
+            break
         else:
             merged.append((chunk, score))
     return merged
+
+
+def _span(a: Chunk, b: Chunk) -> Chunk:
+    """One chunk covering two overlapping ones, text stitched without repeating the overlap."""
+    first, second = (a, b) if a.start <= b.start else (b, a)
+    if second.end <= first.end:
+        return first
+    return Chunk(first.recording_id, first.start, second.end, first.language, _stitch(first.text, second.text),
+                 _stitch(first.translation, second.translation), first.seq, first.id)

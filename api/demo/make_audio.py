@@ -52,6 +52,9 @@ def _run(cmd: list[str], **kw) -> None:
 
 def synth_raw(text: str, tts: dict, out_wav: Path, tmp: Path) -> None:
     engine = tts["engine"]
+    # Respellings steer a voice's pronunciation only; the manifest keeps the real spelling.
+    for written, spoken in tts.get("respell", {}).items():
+        text = text.replace(written, spoken)
     if engine == "espeak-ng":
         _run(["espeak-ng", "-v", tts.get("voice", "en-us"),
               "-s", str(tts.get("speed", 155)), "-w", str(out_wav), text])

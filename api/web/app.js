@@ -1,0 +1,381 @@
+// talksearch web page: search, play the exact clip, read the transcript, add recordings.
+// Plain browser JavaScript talking to the JSON API of the same server; no build step.
+"use strict";
+
+const $ = (selector) => document.querySelector(selector);
+const LANGUAGE_NAMES = { en: "English", ru: "Русский", ko: "한국어" };
+const TRANSCRIPT_SUFFIXES = [".srt", ".vtt", ".json"];
+const CLIP_MARGIN = 0.25; // seconds of air around a clip, so its first word is not clipped
+const KEY_STORAGE = "talksearch.apiKey";
+const KEY_COOKIE = "talksearch_key";
+
+const player = $("#player");
+const playing = { recordingId: null, title: "", offset: 0 };
+let lastQuery = "";
+let openTranscriptId = null;
+
+// -- helpers --------------------------------------------------------------------------------------
+function mmss(seconds) {
+  const whole = Math.floor(seconds);
+  const h = Math.floor(whole / 3600), m = Math.floor((whole % 3600) / 60), s = whole % 60;
+  const pad = (n) => String(n).padStart(2, "0");
+  return h ? `${h}:${pad(m)}:${pad(s)}` : `${pad(m)}:${pad(s)}`;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (name === "className") node.className = value;
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+
+function languageName(code) {
+  return LANGUAGE_NAMES[code] || code;
+}
+
+function apiKey() {
+  return localStorage.getItem(KEY_STORAGE) || "";
+}
+
+async function api(path, options = {}) {
+  const headers = { ...(options.headers || {}) };
+  if (apiKey()) headers["X-API-Key"] = apiKey();
+  const response = await fetch(path, { ...options, headers });
+  const body = response.headers.get("content-type")?.includes("json") ? await response.json() : null;
+  if (!response.ok) {
+    const detail = body?.detail;
+    throw new Error(Array.isArray(detail) ? detail.map((d) => d.msg).join("; ") : detail || response.statusText);
+  }
+  return body;
+}
+
+// -- highlighting the words of the query ----------------------------------------------------------
+// Korean particles attach to the word (플랫폼을), Russian and English inflect (светофоров, pilots):
+// query words are cut to a stem and matched as word beginnings.
+const KOREAN_PARTICLES = ["에서는", "에서", "으로", "에게", "까지", "부터", "처럼", "보다", "하고",
+  "은", "는", "이", "가", "을", "를", "의", "에", "와", "과", "도", "만", "로"];
+const STOP_WORDS = new Set(("the and for with from that this are was were what how about into of in on at to an is it by as or " +
+  "и в во на с со по для что это как о об к из у не").split(" "));
+const HANGUL = /\p{Script=Hangul}/u;
+
+function stem(word) {
+  if (HANGUL.test(word)) {
+    const particle = KOREAN_PARTICLES.find((p) => word.endsWith(p) && word.length > p.length + 1);
+    return particle ? word.slice(0, -particle.length) : word;
+  }
+  if (word.length >= 6) return word.slice(0, -2);
+  if (word.length >= 4) return word.slice(0, -1);
+  return word;
+}
+
+function queryPattern(query) {
+  const words = [...new Set(query.toLowerCase().split(/[^\p{L}\p{N}]+/u))]
+    .filter((w) => w.length >= 2 && !STOP_WORDS.has(w));
+  if (!words.length) return null;
+  const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const parts = words.map(stem).sort((a, b) => b.length - a.length).map((s) =>
+    HANGUL.test(s) ? `${escape(s)}\\p{L}*` : `(?<![\\p{L}\\p{N}])${escape(s)}[\\p{L}\\p{N}]*`);
+  return new RegExp(parts.join("|"), "giu");
+}
+
+function highlighted(text, pattern) {
+  const fragment = document.createDocumentFragment();
+  if (!pattern || !text) {
+    fragment.append(text || "");
+    return fragment;
+  }
+  let at = 0;
+  for (const match of text.matchAll(pattern)) {
+    fragment.append(text.slice(at, match.index), el("mark", {}, match[0]));
+    at = match.index + match[0].length;
+  }
+  fragment.append(text.slice(at));
+  return fragment;
+}
+
+// -- playback -------------------------------------------------------------------------------------
+function showPlayer(recordingId, title) {
+  playing.recordingId = recordingId;
+  playing.title = title;
+  $("#player-bar").hidden = false;
+}
+
+function playClip(hit) {
+  showPlayer(hit.recording_id, hit.title);
+  playing.offset = Math.max(0, hit.start - CLIP_MARGIN);
+  player.dataset.clipStart = String(hit.start);
+  player.dataset.clipEnd = String(hit.end);
+  delete player.dataset.media;
+  player.src = `${hit.clip_url}&margin=${CLIP_MARGIN}`;
+  player.play().catch(() => {});
+}
+
+function playFrom(recording, seconds) {
+  showPlayer(recording.id, recording.title);
+  playing.offset = 0;
+  delete player.dataset.clipStart;
+  delete player.dataset.clipEnd;
+  const seek = () => {
+    player.currentTime = seconds;
+    player.play().catch(() => {});
+  };
+  if (player.dataset.media !== recording.media_url) {
+    player.dataset.media = recording.media_url;
+    player.src = recording.media_url;
+    player.addEventListener("loadedmetadata", seek, { once: true });
+    player.load();
+  } else {
+    seek();
+  }
+}
+
+function recordingTime() {
+  return playing.offset + player.currentTime;
+}
+
+player.addEventListener("timeupdate", () => {
+  const at = recordingTime();
+  $("#now-playing").textContent = `${playing.title} · ${mmss(at)}`;
+  if (openTranscriptId === playing.recordingId) followPlayback(at);
+});
+
+// -- search ---------------------------------------------------------------------------------------
+async function search(query, lang) {
+  const params = new URLSearchParams({ q: query, k: "20" });
+  if (lang) params.set("lang", lang);
+  history.replaceState(null, "", `?${params}`);
+  lastQuery = query;
+  $("#status").textContent = "Searching…";
+  const started = performance.now();
+  try {
+    const hits = await api(`search?${params}`);
+    const groups = groupByRecording(hits);
+    const ms = Math.round(performance.now() - started);
+    $("#status").textContent = hits.length
+      ? `${hits.length} ${hits.length === 1 ? "passage" : "passages"} in ${groups.size} ${groups.size === 1 ? "recording" : "recordings"} (${ms} ms)`
+      : "Nothing found. Try other words or another language.";
+    renderResults(groups, queryPattern(query));
+  } catch (error) {
+    $("#status").textContent = `Search failed: ${error.message}`;
+  }
+}
+
+function groupByRecording(hits) {
+  const groups = new Map();
+  for (const hit of hits) {
+    if (!groups.has(hit.recording_id)) groups.set(hit.recording_id, []);
+    groups.get(hit.recording_id).push(hit);
+  }
+  return groups;
+}
+
+function renderResults(groups, pattern) {
+  const results = $("#results");
+  results.replaceChildren();
+  for (const [recordingId, hits] of groups) {
+    const first = hits[0];
+    results.append(el("article", { className: "group", "data-recording": recordingId },
+      el("header", { className: "group-head" },
+        el("h2", { lang: first.language }, first.title),
+        el("span", { className: "badge", title: "spoken language" }, languageName(first.language)),
+        el("button", { type: "button", className: "link open-transcript",
+          onclick: () => openTranscript(recordingId, first) }, "Transcript")),
+      el("ol", { className: "hits" }, ...hits.map((hit) => renderHit(hit, pattern)))));
+  }
+}
+
+function renderHit(hit, pattern) {
+  const quote = `“${hit.text}” — ${hit.title}, ${mmss(hit.start)}`;
+  const translation = hit.translation && hit.language !== "en"
+    ? el("p", { className: "translation", lang: "en" }, highlighted(hit.translation, pattern)) : null;
+  return el("li", { className: "hit", "data-start": hit.start, "data-end": hit.end },
+    el("div", { className: "hit-head" },
+      el("button", { type: "button", className: "play", disabled: !hit.clip_url,
+        title: hit.clip_url ? "Play exactly this passage" : "No audio: imported from a transcript",
+        onclick: () => playClip(hit) }, "▶ Play"),
+      el("button", { type: "button", className: "time link", title: "Show in the transcript",
+        onclick: () => openTranscript(hit.recording_id, hit) }, `${mmss(hit.start)}–${mmss(hit.end)}`),
+      el("button", { type: "button", className: "copy", title: "Copy the quote with title and time",
+        onclick: (event) => copyQuote(quote, event.currentTarget) }, "Copy quote")),
+    el("blockquote", { className: "quote", lang: hit.language }, highlighted(hit.text, pattern)),
+    translation);
+}
+
+async function copyQuote(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    // Pages served over plain http to another machine have no clipboard API.
+    const area = el("textarea", { className: "visually-hidden" }, text);
+    document.body.append(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+  }
+  button.textContent = "Copied";
+  setTimeout(() => { button.textContent = "Copy quote"; }, 1500);
+}
+
+// -- transcript -----------------------------------------------------------------------------------
+async function openTranscript(recordingId, focus = null) {
+  let recording;
+  try {
+    recording = await api(`recordings/${encodeURIComponent(recordingId)}`);
+  } catch (error) {
+    $("#status").textContent = `Cannot open the transcript: ${error.message}`;
+    return;
+  }
+  openTranscriptId = recording.id;
+  const pattern = queryPattern(lastQuery);
+  $("#transcript-title").textContent = recording.title;
+  $("#transcript-title").lang = recording.language;
+  $("#transcript-meta").textContent = [languageName(recording.language), mmss(recording.duration), recording.speaker,
+    recording.event, recording.date].filter(Boolean).join(" · ");
+  const segments = recording.segments.map((segment) => {
+    const inHit = focus && segment.end > focus.start && segment.start < focus.end;
+    return el("li", { className: inHit ? "segment in-hit" : "segment", "data-start": segment.start, "data-end": segment.end },
+      el("button", { type: "button", className: "time link", disabled: !recording.media_url,
+        title: recording.media_url ? "Play from here" : "No audio: imported from a transcript",
+        onclick: () => playFrom(recording, segment.start) }, mmss(segment.start)),
+      el("div", {},
+        el("p", { lang: segment.language }, highlighted(segment.text, pattern)),
+        segment.translation && segment.language !== "en"
+          ? el("p", { className: "translation", lang: "en" }, highlighted(segment.translation, pattern)) : null));
+  });
+  $("#segments").replaceChildren(...segments);
+  const panel = $("#transcript");
+  panel.hidden = false;
+  document.body.classList.add("transcript-open");
+  const target = panel.querySelector(".in-hit") || panel.querySelector(".segment");
+  target?.scrollIntoView({ block: "center", behavior: "instant" });
+  if (playing.recordingId === recording.id) followPlayback(recordingTime());
+}
+
+function followPlayback(at) {
+  let current = null;
+  for (const segment of document.querySelectorAll("#segments .segment")) {
+    const now = at >= Number(segment.dataset.start) && at < Number(segment.dataset.end);
+    segment.classList.toggle("playing", now);
+    if (now) current = segment;
+  }
+  if (current && !current.dataset.followed) {
+    document.querySelectorAll("#segments [data-followed]").forEach((s) => delete s.dataset.followed);
+    current.dataset.followed = "1";
+    current.scrollIntoView({ block: "nearest", behavior: "smooth" });
+  }
+}
+
+$("#transcript-close").addEventListener("click", () => {
+  $("#transcript").hidden = true;
+  openTranscriptId = null;
+  document.body.classList.remove("transcript-open");
+});
+
+// -- library --------------------------------------------------------------------------------------
+async function refreshLibrary() {
+  try {
+    const [stats, recordings] = await Promise.all([api("stats"), api("recordings")]);
+    $("#stats").textContent = `${stats.recordings} recordings · ${stats.hours.toFixed(1)} h of audio`;
+    $("#recordings").replaceChildren(...recordings.map((r) => el("li", {},
+      el("button", { type: "button", className: "link", lang: r.language, onclick: () => openTranscript(r.id) }, r.title),
+      el("span", { className: "muted" }, ` ${languageName(r.language)} · ${mmss(r.duration)}`))));
+    if (!recordings.length) $("#recordings").append(el("li", { className: "muted" }, "No recordings yet: add one below."));
+    const select = $("#lang");
+    const known = new Set([...select.options].map((o) => o.value));
+    for (const code of new Set(recordings.map((r) => r.language))) {
+      if (!known.has(code)) select.append(el("option", { value: code }, languageName(code)));
+    }
+  } catch (error) {
+    $("#stats").textContent = `Library unavailable: ${error.message}`;
+  }
+}
+
+// -- adding recordings ----------------------------------------------------------------------------
+function rememberKey(key) {
+  localStorage.setItem(KEY_STORAGE, key);
+  // <audio> cannot send headers; servers that protect reads also accept the key from this cookie.
+  document.cookie = `${KEY_COOKIE}=${encodeURIComponent(key)}; path=/; SameSite=Strict`;
+}
+
+function upload(form) {
+  const file = $("#upload-file").files[0];
+  const isTranscript = TRANSCRIPT_SUFFIXES.some((s) => file.name.toLowerCase().endsWith(s));
+  const data = new FormData(form);
+  if (isTranscript) {
+    data.delete("file");
+    data.append("transcript", file);
+  }
+  const request = new XMLHttpRequest();
+  request.open("POST", isTranscript ? "recordings/import" : "recordings");
+  if (apiKey()) request.setRequestHeader("X-API-Key", apiKey());
+  request.upload.addEventListener("progress", (event) => {
+    if (event.lengthComputable) showJob(event.loaded / event.total, `Uploading ${file.name}… ${Math.round(100 * event.loaded / event.total)}%`);
+  });
+  request.addEventListener("load", () => {
+    const body = JSON.parse(request.responseText || "{}");
+    if (request.status === 202) watchJob(body.id);
+    else showJob(0, `Upload refused (${request.status}): ${body.detail || request.statusText}`, "failed");
+  });
+  request.addEventListener("error", () => showJob(0, "Upload failed: the server could not be reached", "failed"));
+  showJob(0, `Uploading ${file.name}…`);
+  request.send(data);
+}
+
+function showJob(progress, text, state = "running") {
+  $("#job").hidden = false;
+  $("#job").dataset.state = state;
+  $("#job-progress").value = progress;
+  $("#job-status").textContent = text;
+}
+
+async function watchJob(jobId) {
+  let job;
+  try {
+    job = await api(`jobs/${jobId}`);
+  } catch (error) {
+    showJob(0, `Lost track of the job: ${error.message}`, "failed");
+    return;
+  }
+  const percent = `${Math.round(100 * job.progress)}%`;
+  if (job.state === "done") {
+    showJob(1, job.note || `${job.filename} is searchable now.`, "done");
+    refreshLibrary();
+    if (job.recording_id) $("#job-status").append(" ", el("button", { type: "button", className: "link",
+      onclick: () => openTranscript(job.recording_id) }, "Open transcript"));
+  } else if (job.state === "failed") {
+    showJob(job.progress, `${job.filename}: ${job.error}`, "failed");
+  } else {
+    showJob(job.progress, job.state === "queued" ? `${job.filename}: waiting for the job before it` : `${job.filename}: transcribing… ${percent}`);
+    setTimeout(() => watchJob(jobId), 1000);
+  }
+}
+
+// -- wiring ---------------------------------------------------------------------------------------
+$("#search-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const query = $("#q").value.trim();
+  if (query) search(query, $("#lang").value);
+});
+
+$("#upload-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  upload(event.currentTarget);
+});
+
+$("#api-key").value = apiKey();
+$("#api-key").addEventListener("change", (event) => rememberKey(event.currentTarget.value.trim()));
+
+(async function start() {
+  const params = new URLSearchParams(location.search);
+  await refreshLibrary();
+  if (params.get("q")) {
+    $("#q").value = params.get("q");
+    $("#lang").value = params.get("lang") || "";
+    search(params.get("q"), params.get("lang") || "");
+  }
+})();

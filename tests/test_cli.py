@@ -1,0 +1,142 @@
+"""The command line: every command, and every bad input ends in one line on stderr, a non-zero
+exit, and an unchanged library."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import wave
+
+import numpy as np
+import pytest
+
+from api.cli import main, mmss
+from tests.conftest import DEMO, ROOT
+
+KO_SRT = DEMO / "ko_digital_platform.srt"
+KO_EN_SRT = DEMO / "ko_digital_platform.en.srt"
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def library_state(folder) -> tuple:
+    """What must not change when a command fails: catalog rows and the vector file."""
+    from index.catalog import Catalog
+
+    catalog = Catalog(folder / "catalog.sqlite")
+    counts = catalog.counts()
+    catalog.close()
+    vectors = folder / "vectors.faiss"
+    return counts, vectors.read_bytes() if vectors.exists() else b""
+
+
+@pytest.fixture(scope="module")
+def imported_library(tmp_path_factory):
+    """A library holding the Korean demo transcript, imported through the CLI (real embeddings)."""
+    folder = tmp_path_factory.mktemp("cli") / "lib"
+    code = main(["import-transcript", str(KO_SRT), "--translation", str(KO_EN_SRT), "--title", "디지털 플랫폼",
+                 "--speaker", "김서연", "--library", str(folder)])
+    assert code == 0
+    return folder
+
+
+def test_mmss():
+    assert mmss(0) == "00:00" and mmss(83.9) == "01:23" and mmss(3723) == "1:02:03"
+
+
+def test_list_show_export(imported_library, capsys, tmp_path):
+    lib = str(imported_library)
+    code, out, _ = run_cli(capsys, "list", "--json", "--library", lib)
+    [recording] = json.loads(out)
+    assert code == 0 and recording["language"] == "ko" and recording["speaker"] == "김서연"
+    code, out, _ = run_cli(capsys, "show", recording["id"][:6], "--library", lib)
+    assert code == 0 and "00:00–00:0" in out and "세종시" in out and "Sejong" in out
+    for fmt in ("srt", "vtt", "json"):
+        target = tmp_path / f"out.{fmt}"
+        assert run_cli(capsys, "export", "디지털 플랫폼", "--format", fmt, "--output", str(target), "--library", lib)[0] == 0
+        assert "세종시" in target.read_text(encoding="utf-8")
+    exported = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    assert exported["segments"][0]["translation"].startswith("Hello")
+
+
+def test_search_json_contract(imported_library, capsys):
+    code, out, _ = run_cli(capsys, "search", "parking information", "--json", "--k", "2", "--library", str(imported_library))
+    hits = json.loads(out)
+    assert code == 0 and 1 <= len(hits) <= 2
+    assert set(hits[0]) >= {"recording_id", "title", "source", "start", "end", "language", "text", "translation", "score"}
+    assert "주차" in hits[0]["text"] and "parking" in hits[0]["translation"].lower()
+
+
+def test_same_content_twice_is_a_no_op(imported_library, capsys):
+    before = library_state(imported_library)
+    code, out, _ = run_cli(capsys, "import-transcript", str(KO_SRT), "--library", str(imported_library))
+    assert code == 0 and "already in the library" in out
+    assert library_state(imported_library) == before
+
+
+def test_delete_then_unknown(imported_library, capsys, tmp_path):
+    copy = tmp_path / "lib"
+    shutil.copytree(imported_library, copy)
+    code, out, _ = run_cli(capsys, "delete", "디지털 플랫폼", "--library", str(copy))
+    assert code == 0 and "deleted" in out
+    assert library_state(copy)[0]["chunks"] == 0
+    code, _, err = run_cli(capsys, "search", "parking", "--library", str(copy))
+    assert code == 1 and "is empty" in err
+
+
+def write_wav(path, samples):
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1), out.setsampwidth(2), out.setframerate(16000)
+        out.writeframes((samples * 32767).astype(np.int16).tobytes())
+
+
+@pytest.mark.parametrize("case", ["missing", "garbage", "silent", "unknown-format", "folder-without-media"])
+def test_bad_media_fails_cleanly(imported_library, capsys, tmp_path, case):
+    path = tmp_path / {"missing": "nope.wav", "garbage": "noise.mp4", "silent": "quiet.wav",
+                       "unknown-format": "slides.pdf", "folder-without-media": "empty"}[case]
+    if case == "garbage":
+        path.write_bytes(os.urandom(40_000))
+    elif case == "silent":
+        write_wav(path, np.zeros(16000 * 4))
+    elif case == "unknown-format":
+        path.write_bytes(b"%PDF-1.4 not media")
+    elif case == "folder-without-media":
+        path.mkdir()
+    before = library_state(imported_library)
+    code, _, err = run_cli(capsys, "ingest", str(path), "--library", str(imported_library))
+    assert code == 1
+    assert err.startswith("talksearch: error:") and err.count("\n") == 1 and path.name in err
+    assert library_state(imported_library) == before
+
+
+@pytest.mark.parametrize("args,message", [
+    (["show", "no-such-talk"], "no recording 'no-such-talk'"),
+    (["export", "no-such-talk", "--format", "srt"], "no recording"),
+    (["delete", "no-such-talk"], "no recording"),
+    (["search", "   "], "empty query"),
+    (["import-transcript", "nope.srt"], "no such file"),
+])
+def test_user_errors_are_one_line(imported_library, capsys, args, message):
+    before = library_state(imported_library)
+    code, _, err = run_cli(capsys, *args, "--library", str(imported_library))
+    assert code == 1 and message in err and err.count("\n") == 1
+    assert library_state(imported_library) == before
+
+
+def test_other_embedding_model_is_refused(imported_library, capsys):
+    code, _, err = run_cli(capsys, "search", "parking", "--embed-model", "some/other-model", "--library", str(imported_library))
+    assert code == 1 and "built with embedding model 'multilingual-e5-small'" in err
+
+
+def test_console_script_runs_as_a_program(imported_library):
+    """The installed entry point, in a fresh process, as a user would run it."""
+    result = subprocess.run([sys.executable, "-m", "api.cli", "search", "버스 도착 시간", "--k", "1", "--library", str(imported_library)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "대중교통" in result.stdout and "hits in" in result.stdout

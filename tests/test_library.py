@@ -1,0 +1,114 @@
+"""Catalog + FAISS store + search logic, with a small hashing embedder (the real model is
+covered end to end elsewhere)."""
+import pytest
+
+from index.library import Library, LibraryError, merge_overlapping
+from index.vectors import ENGLISH, ORIGINAL, vector_id
+from ingest.records import Chunk, Recording, Segment, Transcript, Word
+from tests.conftest import HashingEmbedder
+
+
+def recording(rid: str, title: str, language: str = "en") -> Recording:
+    return Recording(rid, title, f"/talks/{rid}.ogg", f"hash-{rid}", 60.0, language, "2026-01-01T00:00:00")
+
+
+def add(library: Library, rid: str, texts: list[tuple[float, float, str, str | None]], language: str = "en") -> list[Chunk]:
+    segments = [Segment(s, e, t, language, [Word(s, e, " " + t)], tr) for s, e, t, tr in texts]
+    chunks = [Chunk(rid, s, e, language, t, tr, i) for i, (s, e, t, tr) in enumerate(texts)]
+    library.add(recording(rid, f"Talk {rid}", language), Transcript(language, 60.0, segments), chunks)
+    return chunks
+
+
+@pytest.fixture
+def library(tmp_path, hashing_embedder):
+    lib = Library(tmp_path / "lib", hashing_embedder)
+    add(lib, "aaa", [(0, 20, "five G pilots in the riverside district", None),
+                     (15, 35, "twelve base stations on rooftops", None)])
+    add(lib, "bbb", [(0, 20, "умные светофоры в казани", "smart traffic lights in kazan"),
+                     (20, 40, "защита персональных данных", "protection of personal data")], "ru")
+    return lib
+
+
+def test_search_finds_the_right_chunk_and_scores_the_better_view(library):
+    hits = library.search("smart traffic lights")
+    assert hits[0].recording_id == "bbb" and hits[0].start == 0
+    assert hits[0].text == "умные светофоры в казани"
+    assert hits[0].translation == "smart traffic lights in kazan"
+    # 3 shared words of 3 and 5: the English view scores, the Russian view would score 0
+    assert hits[0].score == pytest.approx(3 / 15 ** 0.5, abs=1e-3)
+
+
+def test_filters_by_language_and_recording(library):
+    assert {h.language for h in library.search("data", language="ru")} == {"ru"}
+    assert {h.recording_id for h in library.search("data", recordings=["aaa"])} == {"aaa"}
+
+
+def test_overlapping_chunks_of_one_recording_merge_into_one_hit():
+    a = Chunk("r", 0, 20, "en", "One. Two.", None)
+    b = Chunk("r", 15, 35, "en", "Two. Three.", None)
+    c = Chunk("s", 0, 20, "en", "Other.", None)
+    merged = merge_overlapping([(b, 0.895), (a, 0.9), (c, 0.85), (Chunk("s", 10, 30, "en", "Weak.", None), 0.5)])
+    assert [(m.recording_id, m.start, m.end, m.text, s) for m, s in merged] == [("r", 0, 35, "One. Two. Three.", 0.9), ("s", 0, 20, "Other.", 0.85)]
+
+
+def test_delete_removes_catalog_rows_and_vectors_and_ids_survive(library, tmp_path, hashing_embedder):
+    store = library.store
+    before = store.vectors.ids()
+    gone = library.delete("aaa")
+    assert gone.id == "aaa"
+    assert [r.id for r in store.recordings()] == ["bbb"]
+    remaining = {c.id for c in store.all_chunks()}
+    assert store.vectors.ids() == {vector_id(c, v) for c in remaining for v in (ORIGINAL, ENGLISH)}
+    assert store.vectors.ids() < before
+    # reopening from disk sees the same state, and the surviving ids still resolve
+    reopened = Library(tmp_path / "lib", hashing_embedder)
+    assert reopened.search("personal data")[0].recording_id == "bbb"
+    add(reopened, "ccc", [(0, 10, "new talk about bridges", None)])
+    assert reopened.search("bridges")[0].recording_id == "ccc"
+
+
+def test_unknown_and_ambiguous_references_are_errors(library):
+    with pytest.raises(LibraryError, match="no recording 'zzz'"):
+        library.resolve("zzz")
+    assert library.resolve("Talk aaa").id == "aaa"
+    add(library, "aab", [(0, 5, "x", None)])
+    with pytest.raises(LibraryError, match="matches 2 recordings"):
+        library.resolve("aa")
+
+
+def test_empty_library_and_empty_query_are_errors(tmp_path, hashing_embedder, library):
+    with pytest.raises(LibraryError, match="is empty"):
+        Library(tmp_path / "empty", hashing_embedder).search("anything")
+    with pytest.raises(LibraryError, match="empty query"):
+        library.search("   ")
+
+
+def test_other_embedding_model_is_refused_until_reindex(library, tmp_path):
+    other = Library(tmp_path / "lib", HashingEmbedder("other-model"))
+    with pytest.raises(LibraryError, match="built with embedding model 'hashing-test'"):
+        other.search("traffic")
+    with pytest.raises(LibraryError, match="reindex"):
+        add(other, "ddd", [(0, 5, "x", None)])
+    assert other.reindex() == 4
+    assert other.search("smart traffic lights")[0].recording_id == "bbb"
+    with pytest.raises(LibraryError):
+        Library(tmp_path / "lib", HashingEmbedder("hashing-test")).search("traffic")
+
+
+def test_a_failed_write_leaves_the_library_as_it_was(library, monkeypatch):
+    counts = library.store.counts()
+
+    def broken_save():
+        raise OSError("disk full")
+
+    monkeypatch.setattr(library.store.vectors, "save", broken_save)
+    with pytest.raises(OSError):
+        add(library, "eee", [(0, 5, "doomed talk", None)])
+    assert library.store.counts() == counts
+    assert library.store.recording("eee") is None
+
+
+def test_a_clearly_weaker_overlapping_chunk_does_not_widen_the_hit():
+    a = Chunk("r", 0, 20, "en", "One. Two.", None)
+    b = Chunk("r", 15, 35, "en", "Two. Three.", None)
+    assert [(m.start, m.end, s) for m, s in merge_overlapping([(a, 0.9), (b, 0.7)])] == [(0, 20, 0.9)]
