@@ -55,7 +55,9 @@ SUBTITLE_SUFFIXES = frozenset({".srt", ".vtt"})
 _MEDIA_TYPES = {".opus": "audio/ogg", ".oga": "audio/ogg", ".m4a": "audio/mp4", ".wav": "audio/wav"}
 FIELD_LIMIT = 2000
 METADATA_FIELDS = ("title", "language", "event", "session", "speaker", "date")
-ERRORS = {400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}}
+AUTH = {401: {"model": Problem}, 403: {"model": Problem}}
+UNKNOWN = {**AUTH, 404: {"model": Problem}}
+REFUSED = {**AUTH, 413: {"model": Problem}, 415: {"model": Problem}}
 
 
 # -- what the endpoints share ---------------------------------------------------------------------
@@ -352,7 +354,7 @@ def _accepted(request: Request, response: Response, job: Job) -> dict:
 
 
 # -- routes ----------------------------------------------------------------------------------------
-router = APIRouter(responses={422: {"model": Problem}})
+router = APIRouter(responses={400: {"model": Problem}, 422: {"model": Problem}})
 Id = Annotated[str, PathParam(description="recording id (see GET /recordings); never a path")]
 Format = Literal["json", "srt", "vtt"]
 
@@ -362,7 +364,7 @@ def health(b: Backend = Depends(backend)) -> dict:
     return {"status": "ok", "version": version("talksearch"), "writes": "loopback-only" if b.settings.api_key is None else "api-key"}
 
 
-@router.get("/stats", response_model=Stats, tags=["service"], dependencies=[Depends(reader)], responses=ERRORS)
+@router.get("/stats", response_model=Stats, tags=["service"], dependencies=[Depends(reader)], responses=AUTH)
 def stats(b: Backend = Depends(backend)) -> dict:
     counts = b.service.stats()
     return {"recordings": counts["recordings"], "chunks": counts["chunks"], "hours": round(counts["seconds"] / 3600, 3),
@@ -397,25 +399,25 @@ def _dated_within(recording: Recording, first: dt.date | None, last: dt.date | N
     return (first is None or day >= first) and (last is None or day <= last)
 
 
-@router.get("/search", response_model=list[SearchHit], tags=["search"], dependencies=[Depends(reader)], responses=ERRORS)
+@router.get("/search", response_model=list[SearchHit], tags=["search"], dependencies=[Depends(reader)], responses=UNKNOWN)
 def search(request: Request, query: Annotated[SearchQuery, Query()], b: Backend = Depends(backend)) -> list[dict]:
     """Semantic search in any language; ``from``/``to`` keep recordings dated within those days."""
     return _search(request, b, query)
 
 
-@router.post("/search", response_model=list[SearchHit], tags=["search"], dependencies=[Depends(reader)], responses=ERRORS)
+@router.post("/search", response_model=list[SearchHit], tags=["search"], dependencies=[Depends(reader)], responses=UNKNOWN)
 def search_body(request: Request, query: SearchQuery, b: Backend = Depends(backend)) -> list[dict]:
     return _search(request, b, query)
 
 
 @router.get("/recordings", response_model=list[RecordingInfo], tags=["recordings"], dependencies=[Depends(reader)],
-            responses=ERRORS)
+            responses=AUTH)
 def recordings(request: Request, b: Backend = Depends(backend)) -> list[dict]:
     return [_recording_info(request, r) for r in b.service.recordings()]
 
 
 @router.get("/recordings/{recording_id}", response_model=RecordingDetail, tags=["recordings"],
-            dependencies=[Depends(reader)], responses=ERRORS)
+            dependencies=[Depends(reader)], responses=UNKNOWN)
 def recording(request: Request, recording_id: Id, b: Backend = Depends(backend)) -> dict:
     found, transcript = b.service.recording(b.recording(recording_id).id)
     segments = [{"start": s.start, "end": s.end, "language": s.language, "text": s.text, "translation": s.translation}
@@ -424,7 +426,7 @@ def recording(request: Request, recording_id: Id, b: Backend = Depends(backend))
 
 
 @router.get("/recordings/{recording_id}/transcript", tags=["recordings"], dependencies=[Depends(reader)],
-            response_class=Response, responses={**ERRORS, 200: {"description": "the transcript file", "content": {
+            response_class=Response, responses={**UNKNOWN, 200: {"description": "the transcript file", "content": {
                 media_type.split(";")[0]: {"schema": {"type": "string"}} for media_type in TRANSCRIPT_TYPES.values()}}})
 def transcript(recording_id: Id, fmt: Annotated[Format, Query(alias="format")] = "json",
                b: Backend = Depends(backend)) -> Response:
@@ -434,7 +436,7 @@ def transcript(recording_id: Id, fmt: Annotated[Format, Query(alias="format")] =
 
 
 @router.get("/recordings/{recording_id}/clip", tags=["playback"], dependencies=[Depends(reader)], response_class=Response,
-            responses={**ERRORS, 200: {"description": "exactly the span asked for, re-encoded", "content": {
+            responses={**UNKNOWN, 200: {"description": "exactly the span asked for, re-encoded", "content": {
                 media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in CLIP_TYPES.values()}}})
 def clip(recording_id: Id, start: Annotated[float, Query(ge=0)], end: Annotated[float, Query(gt=0)],
          fmt: Annotated[Literal["ogg", "mp3", "wav"], Query(alias="format")] = "ogg",
@@ -456,8 +458,8 @@ def clip(recording_id: Id, start: Annotated[float, Query(ge=0)], end: Annotated[
 
 
 @router.get("/recordings/{recording_id}/media", tags=["playback"], dependencies=[Depends(reader)],
-            response_class=FileResponse, responses={**ERRORS, 206: {"description": "the byte range asked for"},
-                                                    200: {"description": "the original file"}})
+            response_class=FileResponse, responses={**UNKNOWN, 206: {"description": "the byte range asked for"}, 200: {
+                "description": "the original file", "content": {"audio/*": {"schema": {"type": "string", "format": "binary"}}}}})
 def media(recording_id: Id, b: Backend = Depends(backend)) -> FileResponse:
     """The original upload, with HTTP Range support so a player can seek."""
     found = b.recording(recording_id)
@@ -468,7 +470,7 @@ def media(recording_id: Id, b: Backend = Depends(backend)) -> FileResponse:
 
 
 @router.delete("/recordings/{recording_id}", response_model=Deleted, tags=["recordings"], dependencies=[Depends(writer)],
-               responses=ERRORS)
+               responses=UNKNOWN)
 def delete(recording_id: Id, b: Backend = Depends(backend)) -> dict:
     gone = b.service.delete(b.recording(recording_id).id)
     source = Path(gone.source)
@@ -478,8 +480,7 @@ def delete(recording_id: Id, b: Backend = Depends(backend)) -> dict:
 
 
 @router.post("/recordings", status_code=202, response_model=JobInfo, tags=["recordings"], dependencies=[Depends(writer)],
-             responses={**ERRORS, 413: {"model": Problem}, 415: {"model": Problem}},
-             openapi_extra=_form_body({"file": True}, "a recording (any audio or video ffmpeg decodes) and what is known about it"))
+             responses=REFUSED, openapi_extra=_form_body({"file": True}, "a recording (any audio or video ffmpeg decodes) and what is known about it"))
 async def upload(request: Request, response: Response, b: Backend = Depends(backend)) -> dict:
     """Start transcribing an upload in the background; poll ``GET /jobs/{id}``."""
     intake = await Intake(b.media_dir, {"file": MEDIA_SUFFIXES}, b.settings.max_upload_mb).read(request)
@@ -496,7 +497,7 @@ async def upload(request: Request, response: Response, b: Backend = Depends(back
 
 
 @router.post("/recordings/import", status_code=202, response_model=JobInfo, tags=["recordings"],
-             dependencies=[Depends(writer)], responses={**ERRORS, 413: {"model": Problem}, 415: {"model": Problem}},
+             dependencies=[Depends(writer)], responses=REFUSED,
              openapi_extra=_form_body({"transcript": True, "translation": False, "media": False},
                                       "an SRT/VTT/JSON transcript, optionally its English subtitles and its media"))
 async def import_transcript(request: Request, response: Response, b: Backend = Depends(backend)) -> dict:
@@ -518,12 +519,12 @@ async def import_transcript(request: Request, response: Response, b: Backend = D
     return _accepted(request, response, job)
 
 
-@router.get("/jobs", response_model=list[JobInfo], tags=["jobs"], dependencies=[Depends(reader)], responses=ERRORS)
+@router.get("/jobs", response_model=list[JobInfo], tags=["jobs"], dependencies=[Depends(reader)], responses=AUTH)
 def jobs(limit: Annotated[int, Query(ge=1, le=200)] = 20, b: Backend = Depends(backend)) -> list[dict]:
     return [_job_info(job) for job in b.jobs.recent(limit)]
 
 
-@router.get("/jobs/{job_id}", response_model=JobInfo, tags=["jobs"], dependencies=[Depends(reader)], responses=ERRORS)
+@router.get("/jobs/{job_id}", response_model=JobInfo, tags=["jobs"], dependencies=[Depends(reader)], responses=UNKNOWN)
 def job(job_id: str, b: Backend = Depends(backend)) -> dict:
     found = b.jobs.get(job_id)
     if found is None:

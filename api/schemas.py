@@ -33,7 +33,7 @@ class SearchQuery(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    q: str = Field(min_length=1, max_length=1000, description="what was said, in any language")
+    q: str = Field(min_length=1, max_length=1000, pattern=r"\S", description="what was said, in any language")
     k: int = Field(10, ge=1, le=100, description="how many hits at most")
     lang: str | None = Field(None, description="only hits spoken in this language (ISO 639-1, e.g. ko)")
     recording: list[str] | None = Field(None, description="only these recording ids")

