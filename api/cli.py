@@ -15,6 +15,7 @@ from rich.table import Table
 from tqdm import tqdm
 
 from ingest.errors import TalksearchError
+from index.library import SEARCH_MODES
 from ingest.subtitles import FORMATS
 
 from .config import Settings
@@ -67,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", help="only hits in this spoken language")
     p.add_argument("--recording", action="append", help="only this recording (repeatable)")
     p.add_argument("--json", action="store_true", help="print hits as JSON")
+    p.add_argument("--mode", choices=SEARCH_MODES, default="hybrid", help="ranking: lexical+semantic fusion (default), or one alone")
+
+    p = commands.add_parser("eval", help="recall@k, MRR and nDCG of a labelled query set, per ranking mode")
+    p.add_argument("queries", type=Path, help="JSONL file of labelled queries")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--modes", default=",".join(SEARCH_MODES), help="comma-separated ranking modes to compare")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
     p = commands.add_parser("list", help="recordings in the library")
     p.add_argument("--json", action="store_true")
@@ -123,6 +131,10 @@ def run(args: argparse.Namespace) -> int:
         from .server import serve
 
         return serve(settings)
+    if args.command == "eval":
+        from .evaluate import run_eval
+
+        return run_eval(settings, args)
     if args.command == "demo":
         from .demo_library import run_demo
 
@@ -135,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
         _report(outcome, args.file)
     elif args.command == "search":
         started = time.perf_counter()
-        hits = app.search(args.query, args.k, args.lang, [app.library.resolve(r).id for r in args.recording or []] or None)
+        hits = app.search(args.query, args.k, args.lang, [app.library.resolve(r).id for r in args.recording or []] or None,
+                          mode=args.mode)
         print_hits(hits, args.json, None if args.json else time.perf_counter() - started)
     elif args.command == "list":
         _list(app, args.json)

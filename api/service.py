@@ -10,6 +10,7 @@ from typing import Callable
 
 from index.embedder import Embedder, EmbedderSettings
 from index.library import Hit, Library, LibraryError
+from index.ranking import SearchFilters
 from ingest.align import attach
 from ingest.chunking import chunk_transcript
 from ingest.errors import MediaError, TalksearchError
@@ -109,8 +110,10 @@ class Talksearch:
         return len(chunks)
 
     # -- reading ----------------------------------------------------------------------------
-    def search(self, query: str, k: int = 10, language: str | None = None, recordings: list[str] | None = None) -> list[Hit]:
-        return self.library.search(query, k, language, recordings)
+    def search(self, query: str, k: int = 10, language: str | None = None, recordings: list[str] | None = None,
+               mode: str = "hybrid", **metadata: str | None) -> list[Hit]:
+        """``metadata`` filters: event, session, speaker, date_from, date_to (see SearchFilters)."""
+        return self.library.search(query, k, SearchFilters(language, recordings, **metadata), mode)
 
     def recordings(self) -> list[Recording]:
         return self.library.store.recordings()

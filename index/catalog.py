@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     seq INTEGER NOT NULL, start REAL NOT NULL, "end" REAL NOT NULL, language TEXT NOT NULL,
     text TEXT NOT NULL, translation TEXT);
 CREATE INDEX IF NOT EXISTS chunks_by_recording ON chunks(recording_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(original, english, tokenize='unicode61 remove_diacritics 0');
 """
 _RECORDING_COLUMNS = [f.name for f in fields(Recording)]
 
@@ -108,9 +109,10 @@ class Catalog:
         exact = [r for r in rows if r["id"] == ref]
         return [self._recording(r) for r in (exact or rows)]
 
-    def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk]) -> list[int]:
+    def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk],
+            terms: list[tuple[str, str]]) -> list[int]:
         """Insert a recording with everything derived from it; returns the new chunk ids in order.
-        Call inside ``transaction()``."""
+        ``terms`` are each chunk's analysed (original, English) keyword terms. Call inside ``transaction()``."""
         values = asdict(recording)
         self._db.execute(
             f"INSERT INTO recordings({', '.join(_RECORDING_COLUMNS)}) VALUES ({', '.join('?' * len(_RECORDING_COLUMNS))})",
@@ -125,18 +127,41 @@ class Catalog:
         self._db.executemany('INSERT INTO translations(recording_id, start, "end", text) VALUES (?,?,?,?)',
                              [(recording.id, s.start, s.end, s.text) for s in transcript.translation])
         ids = []
-        for chunk in chunks:
+        for chunk, (original, english) in zip(chunks, terms, strict=True):
             cursor = self._db.execute(
                 'INSERT INTO chunks(recording_id, seq, start, "end", language, text, translation) VALUES (?,?,?,?,?,?,?)',
                 (recording.id, chunk.seq, chunk.start, chunk.end, chunk.language, chunk.text, chunk.translation))
             chunk.id = cursor.lastrowid
             ids.append(cursor.lastrowid)
+        self.set_terms(ids, terms)
         return ids
+
+    def set_terms(self, ids: list[int], terms: list[tuple[str, str]]) -> None:
+        """(Re)write the keyword rows of these chunks."""
+        self._db.executemany("DELETE FROM chunk_terms WHERE rowid = ?", [(i,) for i in ids])
+        self._db.executemany("INSERT INTO chunk_terms(rowid, original, english) VALUES (?, ?, ?)",
+                             [(i, original, english) for i, (original, english) in zip(ids, terms)])
+
+    def unindexed_chunks(self) -> list[Chunk]:
+        """Chunks without keyword rows (a library made before keyword search, or repaired)."""
+        rows = self._rows("SELECT * FROM chunks WHERE id NOT IN (SELECT rowid FROM chunk_terms) ORDER BY id")
+        return [self._chunk(r) for r in rows]
+
+    def keyword(self, terms: list[str], k: int) -> list[tuple[int, float, set[str]]]:
+        """Chunks matching any term, best BM25 first: (chunk id, score, the query terms it holds)."""
+        wanted = sorted(set(terms))
+        if not wanted:
+            return []
+        expression = " OR ".join('"' + t.replace('"', '""') + '"' for t in wanted)
+        rows = self._rows("SELECT rowid, -bm25(chunk_terms) AS score, original || ' ' || COALESCE(english, '') AS words "
+                          "FROM chunk_terms WHERE chunk_terms MATCH ? ORDER BY bm25(chunk_terms) LIMIT ?", (expression, k))
+        return [(r["rowid"], r["score"], set(wanted) & set(r["words"].split())) for r in rows]
 
     def delete(self, recording_id: str) -> list[int]:
         """Remove a recording and all rows hanging off it; returns the chunk ids it had.
         Call inside ``transaction()``."""
         ids = [r["id"] for r in self._db.execute("SELECT id FROM chunks WHERE recording_id = ?", (recording_id,))]
+        self._db.executemany("DELETE FROM chunk_terms WHERE rowid = ?", [(i,) for i in ids])
         self._db.execute("DELETE FROM recordings WHERE id = ?", (recording_id,))
         return ids
 
@@ -145,32 +170,35 @@ class Catalog:
         recording = self.recording(recording_id)
         if recording is None:
             return None
-        segments = []
-        for row in self._rows('SELECT * FROM segments WHERE recording_id = ? ORDER BY seq', (recording_id,)):
-            words = [Word(w["start"], w["end"], w["text"], w["probability"])
-                     for w in self._rows('SELECT * FROM words WHERE segment_id = ? ORDER BY seq', (row["id"],))]
-            segments.append(Segment(row["start"], row["end"], row["text"], row["language"], words, row["translation"]))
-        english = [Segment(r["start"], r["end"], r["text"], "en")
-                   for r in self._rows('SELECT * FROM translations WHERE recording_id = ? ORDER BY start', (recording_id,))]
-        return Transcript(recording.language, recording.duration, segments, english)
+        whole = self.passage(recording_id, float("-inf"), float("inf"))
+        return Transcript(recording.language, recording.duration, whole.segments, whole.translation)
 
     def chunks(self, ids: list[int]) -> dict[int, Chunk]:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
         rows = self._rows(f"SELECT * FROM chunks WHERE id IN ({marks})", tuple(ids))
-        return {r["id"]: Chunk(r["recording_id"], r["start"], r["end"], r["language"], r["text"], r["translation"], r["seq"], r["id"])
-                for r in rows}
+        return {r["id"]: self._chunk(r) for r in rows}
 
     def all_chunks(self) -> list[Chunk]:
-        return [Chunk(r["recording_id"], r["start"], r["end"], r["language"], r["text"], r["translation"], r["seq"], r["id"])
-                for r in self._rows("SELECT * FROM chunks ORDER BY id")]
+        return [self._chunk(r) for r in self._rows("SELECT * FROM chunks ORDER BY id")]
 
-    def words_between(self, recording_id: str, start: float, end: float) -> list[Word]:
-        rows = self._rows(
-            'SELECT w.* FROM words w JOIN segments s ON s.id = w.segment_id '
-            'WHERE s.recording_id = ? AND w.start >= ? AND w."end" <= ? ORDER BY w.start', (recording_id, start - 0.01, end + 0.01))
-        return [Word(r["start"], r["end"], r["text"], r["probability"]) for r in rows]
+    @staticmethod
+    def _chunk(r: sqlite3.Row) -> Chunk:
+        return Chunk(r["recording_id"], r["start"], r["end"], r["language"], r["text"], r["translation"], r["seq"], r["id"])
+
+    def passage(self, recording_id: str, start: float, end: float) -> Transcript:
+        """The segments (with words) and English pieces of one recording that overlap [start, end]."""
+        segments = []
+        for row in self._rows('SELECT * FROM segments WHERE recording_id = ? AND "end" > ? AND start < ? ORDER BY seq',
+                              (recording_id, start, end)):
+            words = [Word(w["start"], w["end"], w["text"], w["probability"])
+                     for w in self._rows('SELECT * FROM words WHERE segment_id = ? ORDER BY seq', (row["id"],))]
+            segments.append(Segment(row["start"], row["end"], row["text"], row["language"], words, row["translation"]))
+        english = [Segment(r["start"], r["end"], r["text"], "en") for r in self._rows(
+            'SELECT * FROM translations WHERE recording_id = ? AND "end" > ? AND start < ? ORDER BY start', (recording_id, start, end))]
+        language = segments[0].language if segments else ""
+        return Transcript(language, end - start, segments, english)
 
     def counts(self) -> dict[str, float]:
         row = self._rows("SELECT COUNT(*) AS n, COALESCE(SUM(duration), 0) AS seconds FROM recordings")[0]

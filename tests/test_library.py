@@ -2,7 +2,8 @@
 covered end to end elsewhere)."""
 import pytest
 
-from index.library import Library, LibraryError, merge_overlapping
+from index.library import Library, LibraryError
+from index.ranking import SearchFilters, merge_overlapping
 from index.vectors import ENGLISH, ORIGINAL, vector_id
 from ingest.records import Chunk, Recording, Segment, Transcript, Word
 from tests.conftest import HashingEmbedder
@@ -30,7 +31,7 @@ def library(tmp_path, hashing_embedder):
 
 
 def test_search_finds_the_right_chunk_and_scores_the_better_view(library):
-    hits = library.search("smart traffic lights")
+    hits = library.search("smart traffic lights", mode="dense")
     assert hits[0].recording_id == "bbb" and hits[0].start == 0
     assert hits[0].text == "умные светофоры в казани"
     assert hits[0].translation == "smart traffic lights in kazan"
@@ -39,8 +40,8 @@ def test_search_finds_the_right_chunk_and_scores_the_better_view(library):
 
 
 def test_filters_by_language_and_recording(library):
-    assert {h.language for h in library.search("data", language="ru")} == {"ru"}
-    assert {h.recording_id for h in library.search("data", recordings=["aaa"])} == {"aaa"}
+    assert {h.language for h in library.search("data", filters=SearchFilters(language="ru"))} == {"ru"}
+    assert {h.recording_id for h in library.search("data", filters=SearchFilters(recordings=["aaa"]))} == {"aaa"}
 
 
 def test_overlapping_chunks_of_one_recording_merge_into_one_hit():

@@ -11,6 +11,7 @@ const KEY_COOKIE = "talksearch_key";
 
 const player = $("#player");
 const playing = { recordingId: null, title: "", offset: 0 };
+const recordingsById = new Map();
 let lastQuery = "";
 let openTranscriptId = null;
 
@@ -36,6 +37,14 @@ function el(tag, attrs = {}, ...children) {
 
 function languageName(code) {
   return LANGUAGE_NAMES[code] || code;
+}
+
+function audioAmount(hours) {
+  return hours >= 1 ? `${hours.toFixed(1)} h of audio` : `${Math.round(hours * 60)} min of audio`;
+}
+
+function aboutRecording(recording) {
+  return [recording?.speaker, recording?.event, recording?.date].filter(Boolean).join(" · ");
 }
 
 function apiKey() {
@@ -183,6 +192,7 @@ function renderResults(groups, pattern) {
       el("header", { className: "group-head" },
         el("h2", { lang: first.language }, first.title),
         el("span", { className: "badge", title: "spoken language" }, languageName(first.language)),
+        el("span", { className: "muted" }, aboutRecording(recordingsById.get(recordingId))),
         el("button", { type: "button", className: "link open-transcript",
           onclick: () => openTranscript(recordingId, first) }, "Transcript")),
       el("ol", { className: "hits" }, ...hits.map((hit) => renderHit(hit, pattern)))));
@@ -234,8 +244,8 @@ async function openTranscript(recordingId, focus = null) {
   const pattern = queryPattern(lastQuery);
   $("#transcript-title").textContent = recording.title;
   $("#transcript-title").lang = recording.language;
-  $("#transcript-meta").textContent = [languageName(recording.language), mmss(recording.duration), recording.speaker,
-    recording.event, recording.date].filter(Boolean).join(" · ");
+  $("#transcript-meta").textContent = [languageName(recording.language), mmss(recording.duration), aboutRecording(recording)]
+    .filter(Boolean).join(" · ");
   const segments = recording.segments.map((segment) => {
     const inHit = focus && segment.end > focus.start && segment.start < focus.end;
     return el("li", { className: inHit ? "segment in-hit" : "segment", "data-start": segment.start, "data-end": segment.end },
@@ -280,10 +290,12 @@ $("#transcript-close").addEventListener("click", () => {
 async function refreshLibrary() {
   try {
     const [stats, recordings] = await Promise.all([api("stats"), api("recordings")]);
-    $("#stats").textContent = `${stats.recordings} recordings · ${stats.hours.toFixed(1)} h of audio`;
+    $("#stats").textContent = `${stats.recordings} recordings · ${audioAmount(stats.hours)}`;
+    recordingsById.clear();
+    recordings.forEach((r) => recordingsById.set(r.id, r));
     $("#recordings").replaceChildren(...recordings.map((r) => el("li", {},
       el("button", { type: "button", className: "link", lang: r.language, onclick: () => openTranscript(r.id) }, r.title),
-      el("span", { className: "muted" }, ` ${languageName(r.language)} · ${mmss(r.duration)}`))));
+      el("span", { className: "muted" }, [languageName(r.language), mmss(r.duration), aboutRecording(r)].filter(Boolean).join(" · ")))));
     if (!recordings.length) $("#recordings").append(el("li", { className: "muted" }, "No recordings yet: add one below."));
     const select = $("#lang");
     const known = new Set([...select.options].map((o) => o.value));

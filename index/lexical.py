@@ -1,0 +1,79 @@
+"""Language-aware terms for keyword search.
+
+Plain word splitting fails on Korean, where particles stick to words (플랫폼을, 플랫폼에서), and on
+Russian inflection (светофоры, светофорами). Korean words are split into morphemes by kiwipiepy
+and only content morphemes are kept; Cyrillic and Latin words are stemmed with Snowball
+(PyStemmer). Stop words are dropped: on a small library their weights are unreliable and they
+let a talk on another subject outvote the right one. Queries go through the same analysis.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+import Stemmer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+from stop_words import get_stop_words
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+# Korean morpheme tags that carry meaning: nouns, numerals, verb/adjective stems, roots, foreign words.
+_KOREAN_CONTENT = ("NNG", "NNP", "NR", "SN", "SL", "SH", "XR", "VV", "VA")
+
+
+@dataclass(frozen=True)
+class Term:
+    """A normalised search term and where it sits in the original text (for highlighting)."""
+
+    text: str
+    start: int
+    end: int
+
+
+class Analyzer:
+    """Turns text in any of the supported scripts into search terms; one instance is reused."""
+
+    @cached_property
+    def _kiwi(self):
+        from kiwipiepy import Kiwi
+
+        return Kiwi()
+
+    @cached_property
+    def _stemmers(self) -> dict[str, Stemmer.Stemmer]:
+        return {"ru": Stemmer.Stemmer("russian"), "en": Stemmer.Stemmer("english")}
+
+    @cached_property
+    def _stop(self) -> dict[str, frozenset[str]]:
+        return {"ru": frozenset(get_stop_words("ru")), "en": frozenset(ENGLISH_STOP_WORDS)}
+
+    def terms(self, text: str) -> list[Term]:
+        """Terms in text order. Korean-bearing words go through the morpheme analyser as a batch."""
+        result: list[Term] = []
+        korean_spans: list[tuple[int, int]] = []
+        for match in _WORD.finditer(text):
+            word = match.group().lower().replace("ё", "е")
+            if _HANGUL.search(word):
+                korean_spans.append(match.span())
+                continue
+            language = "ru" if _CYRILLIC.search(word) else "en"
+            if word in self._stop[language] or (len(word) == 1 and not word.isdigit()):
+                continue
+            stem = word if word.isdigit() else self._stemmers[language].stemWord(word)
+            result.append(Term(stem, *match.span()))
+        if korean_spans:
+            result += self._korean(text, korean_spans)
+            result.sort(key=lambda term: term.start)
+        return result
+
+    def _korean(self, text: str, spans: list[tuple[int, int]]) -> list[Term]:
+        inside = lambda start: any(lo <= start < hi for lo, hi in spans)  # noqa: E731
+        return [Term(token.form.lower(), token.start, token.start + token.len)
+                for token in self._kiwi.tokenize(text)
+                if token.tag in _KOREAN_CONTENT and inside(token.start)]
+
+    def keys(self, text: str) -> list[str]:
+        """Just the terms, for indexing and for queries."""
+        return [term.text for term in self.terms(text)]

@@ -1,0 +1,109 @@
+"""A real server process on a loopback port, exercised over HTTP: ``talksearch serve`` and
+``uvicorn api.app:app``, each configured from TALKSEARCH_* variables."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api import server
+from api.config import Settings
+from api.jobs import JobStore
+from api_fixtures import API_KEY, DEMO, free_port, wait_for_job, wait_until_up
+
+pytest_plugins = ["api_fixtures"]
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+
+
+def start(command: list[str], library: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "TALKSEARCH_LIBRARY": str(library), "TALKSEARCH_API_KEY": API_KEY, "TALKSEARCH_PORT": str(port)}
+    with open(log, "w") as out:
+        process = subprocess.Popen([*command, "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base)
+    except TimeoutError:
+        process.kill()
+        raise AssertionError(f"server did not start:\n{log.read_text()}") from None
+    return process, base
+
+
+def stop(process: subprocess.Popen, log: Path) -> None:
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 0, log.read_text()
+    assert "Application shutdown complete" in log.read_text()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """``talksearch serve`` over an empty library in which a previous process left a job running."""
+    library = tmp_path_factory.mktemp("served")
+    jobs = JobStore(library / "jobs.sqlite")
+    left = jobs.create("upload", "crashed.wav", [library / "media" / "crashed.wav"])
+    jobs.update(left.id, state="running", progress=0.3)
+    jobs.close()
+    log = library / "server.log"
+    process, base = start([str(BIN / "talksearch"), "serve", "--host", "127.0.0.1"], library, log)
+    with httpx.Client(base_url=base, timeout=60) as client:
+        yield client, left.id
+    stop(process, log)
+
+
+def test_a_job_left_running_by_a_dead_server_is_failed(served):
+    client, left = served
+    job = client.get(f"/jobs/{left}").json()
+    assert (job["state"], job["error"]) == ("failed", "interrupted by server restart")
+
+
+def test_import_search_and_delete_over_http(served):
+    client, _ = served
+    assert client.get("/health").json()["writes"] == "api-key"
+    files = {"transcript": ("ko.srt", (DEMO / "ko_digital_platform.srt").read_bytes()),
+             "translation": ("ko.en.srt", (DEMO / "ko_digital_platform.en.srt").read_bytes())}
+    assert client.post("/recordings/import", files=files).status_code == 401
+    accepted = client.post("/recordings/import", files=files, data={"title": "디지털 플랫폼", "date": "2026-03-19"},
+                           headers={"X-API-Key": API_KEY})
+    assert accepted.status_code == 202, accepted.text
+    job = wait_for_job(client.get, accepted.json()["id"])
+    assert job["state"] == "done", job["error"]
+
+    hits = client.get("/search", params={"q": "실시간 주차 정보", "lang": "ko"}).json()
+    assert hits[0]["recording_id"] == job["recording_id"] and "주차" in hits[0]["text"]
+    assert client.post("/search", json={"q": "parking spaces", "k": 1}).json()[0]["translation"]
+    vtt = client.get(f"/recordings/{job['recording_id']}/transcript", params={"format": "vtt"})
+    assert vtt.headers["content-type"] == "text/vtt; charset=utf-8" and "세종시" in vtt.text
+    page = client.get("/")
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+
+    assert client.delete(f"/recordings/{job['recording_id']}", headers={"X-API-Key": "guess"}).status_code == 403
+    assert client.delete(f"/recordings/{job['recording_id']}", headers={"Authorization": f"Bearer {API_KEY}"}).status_code == 200
+    assert client.get("/stats").json()["recordings"] == 0
+    assert client.get("/search", params={"q": "주차"}).json() == []
+
+
+def test_uvicorn_runs_the_module_app(tmp_path):
+    log = tmp_path / "uvicorn.log"
+    process, base = start([str(BIN / "python"), "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1"], tmp_path / "library", log)
+    try:
+        assert httpx.get(f"{base}/stats").json()["recordings"] == 0
+        assert httpx.delete(f"{base}/recordings/000000000000").status_code == 401  # the key came from the environment
+    finally:
+        stop(process, log)
+
+
+def test_serve_without_a_key_listens_on_loopback_only(monkeypatch, capsys, tmp_path):
+    ran = {}
+    monkeypatch.setattr(server.uvicorn, "run", lambda app, host, port, **_: ran.update(host=host, port=port))
+    assert server.serve(Settings(library=tmp_path, host="0.0.0.0", port=8123, api_key=None)) == 0
+    assert ran == {"host": "127.0.0.1", "port": 8123}
+    assert "no TALKSEARCH_API_KEY set, so listening on 127.0.0.1 only, not 0.0.0.0" in capsys.readouterr().err
+    server.serve(Settings(library=tmp_path, host="0.0.0.0", port=8123, api_key="k"))
+    assert ran["host"] == "0.0.0.0"
