@@ -15,6 +15,7 @@ from ingest.chunking import Sentence, sentences
 from ingest.errors import TalksearchError
 from ingest.records import Chunk, Recording, Transcript
 
+from .centering import RECIPE, LanguageCentering
 from .embedder import Embedder
 from .quotes import contains, locate, quoted
 from .ranking import FusionSettings, SearchFilters, fuse, merge_overlapping
@@ -56,6 +57,7 @@ class Library:
         self.folder = folder
         self.embedder = embedder
         self.fusion = fusion or FusionSettings()
+        self.centering = LanguageCentering(embedder)
         self._store = store
 
     @property
@@ -82,11 +84,16 @@ class Library:
             raise LibraryError(
                 f"library {self.folder} was built with embedding model {built_with!r}, not {self.embedder.model_name!r}: "
                 f"use --embed-model {built_with} or run 'talksearch reindex' to re-embed it with the new model")
+        recipe = self.store.get_meta("vector_recipe")
+        if built_with is not None and recipe != RECIPE:
+            raise LibraryError(f"library {self.folder} holds vectors made the old way ({recipe or 'uncentred'}): "
+                               "run 'talksearch reindex' once to bring them up to date")
 
     def _claim(self) -> None:
         if self.store.get_meta("embedding_model") is None:
             self.store.set_meta("embedding_model", self.embedder.model_name)
             self.store.set_meta("dimension", str(self.embedder.dimension))
+            self.store.set_meta("vector_recipe", RECIPE)
 
     # -- writing ----------------------------------------------------------------------------
     def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk]) -> None:
@@ -96,8 +103,8 @@ class Library:
         self.store.add(recording, transcript, chunks, original, english)
 
     def _embed(self, chunks: list[Chunk]) -> tuple[np.ndarray, np.ndarray]:
-        original = self.embedder.passages([c.text for c in chunks])
-        english = self.embedder.passages([c.translation or "" for c in chunks])
+        original = self.centering.passages([c.text for c in chunks], [c.language for c in chunks])
+        english = self.centering.passages([c.translation or "" for c in chunks], ["en"] * len(chunks))
         return original, english
 
     def delete(self, ref: str) -> Recording:
@@ -114,6 +121,7 @@ class Library:
         self.store.replace_vectors([c.id for c in chunks], original, english)
         self.store.set_meta("embedding_model", self.embedder.model_name)
         self.store.set_meta("dimension", str(self.embedder.dimension))
+        self.store.set_meta("vector_recipe", RECIPE)
         return len(chunks)
 
     # -- reading ----------------------------------------------------------------------------
@@ -145,7 +153,7 @@ class Library:
         if phrase:
             return self._quote_hits(phrase, k, admit, admitted)
         pool = max(100, 20 * k)
-        dense = [] if mode == "lexical" else [(c, s) for c, s in self.store.nearest(self.embedder.queries([query])[0], pool) if admit(c)]
+        dense = [] if mode == "lexical" else [(c, s) for c, s in self.store.nearest(self.centering.query(query), pool) if admit(c)]
         lexical = [] if mode == "dense" else [(c, s, f) for c, s, f in self.store.keyword(query, pool) if admit(c)]
         if mode == "dense":
             ranked = dense

@@ -33,22 +33,35 @@ def _join(words: list[Word]) -> str:
     return "".join(word.text for word in words).strip()
 
 
-def sentences(segments: list[Segment], max_seconds: float) -> list[Sentence]:
-    """Split segments at sentence punctuation using word timings; a run-on longer than
-    ``max_seconds`` is split at the widest pause between its words instead."""
+def sentences(segments: list[Segment], max_seconds: float, max_pause: float = 1.5) -> list[Sentence]:
+    """Split speech into sentences at sentence punctuation, using word timings.
+
+    Whisper segments often end mid-sentence, so a sentence runs on across segments of one
+    language until its punctuation, a language change or a pause longer than ``max_pause``;
+    a run-on longer than ``max_seconds`` is split at the widest pause between its words.
+    Segments without words (imported subtitles) are sentences as they are.
+    """
     result: list[Sentence] = []
+    current: list[Word] = []
+    language = ""
+
+    def flush() -> None:
+        if current:
+            result.extend(_bounded(list(current), language, max_seconds))
+            current.clear()
+
     for segment in segments:
+        if segment.language != language or not segment.words or (current and segment.words[0].start - current[-1].end > max_pause):
+            flush()
+        language = segment.language
         if not segment.words:
             result.append(Sentence(segment.start, segment.end, segment.text.strip(), segment.language))
             continue
-        current: list[Word] = []
         for word in segment.words:
             current.append(word)
             if _SENTENCE_END.search(word.text.strip()):
-                result += _bounded(current, segment.language, max_seconds)
-                current = []
-        if current:
-            result += _bounded(current, segment.language, max_seconds)
+                flush()
+    flush()
     return [s for s in result if s.text]
 
 

@@ -63,3 +63,11 @@ def test_english_chunks_carry_no_translation():
     segment = spoken(5)
     chunks = chunk_transcript(Transcript("en", segment.end, [segment], [Segment(0, 5, "ignored", "en")]), "rec")
     assert all(c.translation is None for c in chunks)
+
+
+def test_a_sentence_runs_on_across_segment_boundaries_but_not_across_long_pauses():
+    first = Segment(0, 2, "the cameras count", "en", [Word(0, 0.5, " the"), Word(0.6, 1.0, " cameras"), Word(1.1, 2.0, " count")])
+    second = Segment(2.1, 4, "cars.", "en", [Word(2.1, 3.0, " cars.")])
+    later = Segment(9, 10, "Later", "en", [Word(9, 10, " Later")])
+    units = sentences([first, second, later], max_seconds=40)
+    assert [(u.start, u.end, u.text) for u in units] == [(0, 3.0, "the cameras count cars."), (9, 10, "Later")]

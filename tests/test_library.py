@@ -35,8 +35,8 @@ def test_search_finds_the_right_chunk_and_scores_the_better_view(library):
     assert hits[0].recording_id == "bbb" and hits[0].start == 0
     assert hits[0].text == "умные светофоры в казани"
     assert hits[0].translation == "smart traffic lights in kazan"
-    # 3 shared words of 3 and 5: the English view scores, the Russian view would score 0
-    assert hits[0].score == pytest.approx(3 / 15 ** 0.5, abs=1e-3)
+    # only the English view shares words with the query: it carries the score
+    assert hits[0].score > 0.5 > max(h.score for h in hits[1:])
 
 
 def test_filters_by_language_and_recording(library):
