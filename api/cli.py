@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from tqdm import tqdm
 
 from ingest.errors import TalksearchError
@@ -69,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recording", action="append", help="only this recording (repeatable)")
     p.add_argument("--json", action="store_true", help="print hits as JSON")
     p.add_argument("--mode", choices=SEARCH_MODES, default="hybrid", help="ranking: lexical+semantic fusion (default), or one alone")
+    for name in ("event", "session", "speaker"):
+        p.add_argument(f"--{name}", help=f"only recordings with this {name}")
+    p.add_argument("--from", dest="date_from", metavar="DATE", help="only recordings dated on or after (YYYY-MM-DD)")
+    p.add_argument("--to", dest="date_to", metavar="DATE", help="only recordings dated on or before (YYYY-MM-DD)")
+
+    p = commands.add_parser("edit", help="change a recording's title, language, event, session, speaker or date")
+    p.add_argument("recording")
+    _add_metadata(p)
 
     p = commands.add_parser("eval", help="recall@k, MRR and nDCG of a labelled query set, per ranking mode")
     p.add_argument("queries", type=Path, help="JSONL file of labelled queries")
@@ -109,6 +118,14 @@ def metadata_from(args: argparse.Namespace) -> Metadata:
     return Metadata(args.title, args.language, args.event, args.session, args.speaker, args.date)
 
 
+def marked(text: str, spans: list[list[int]], style: str = "") -> Text:
+    """Text with the words that matched the query in bold."""
+    rich_text = Text(text, style=style)
+    for start, end in spans:
+        rich_text.stylize("bold yellow", start, end)
+    return rich_text
+
+
 def print_hits(hits, as_json: bool, elapsed: float | None = None) -> None:
     if as_json:
         print(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=1))
@@ -117,7 +134,9 @@ def print_hits(hits, as_json: bool, elapsed: float | None = None) -> None:
     for column in ("#", "score", "recording", "time", "lang", "said"):
         table.add_column(column, overflow="fold")
     for rank, hit in enumerate(hits, 1):
-        said = hit.text + (f"\n[dim]{hit.translation}[/dim]" if hit.translation else "")
+        said = marked(hit.text, hit.highlights)
+        if hit.translation:
+            said.append("\n").append(marked(hit.translation, hit.translation_highlights, "dim"))
         table.add_row(str(rank), f"{hit.score:.3f}", f"{hit.title}\n[dim]{hit.recording_id}[/dim]",
                       f"{mmss(hit.start)}–{mmss(hit.end)}", hit.language, said)
     console.print(table)
@@ -148,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "search":
         started = time.perf_counter()
         hits = app.search(args.query, args.k, args.lang, [app.library.resolve(r).id for r in args.recording or []] or None,
-                          mode=args.mode)
+                          mode=args.mode, event=args.event, session=args.session, speaker=args.speaker,
+                          date_from=args.date_from, date_to=args.date_to)
         print_hits(hits, args.json, None if args.json else time.perf_counter() - started)
     elif args.command == "list":
         _list(app, args.json)
@@ -165,6 +185,12 @@ def run(args: argparse.Namespace) -> int:
             args.output.write_text(text, encoding="utf-8")
         else:
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    elif args.command == "edit":
+        meta = metadata_from(args)
+        changed = app.edit(args.recording, title=meta.title, language=meta.language, event=meta.event,
+                           session=meta.session, speaker=meta.speaker, date=meta.date)
+        console.print(f"{changed.id}: {changed.title} | {changed.event or '-'} | {changed.session or '-'} | "
+                      f"{changed.speaker or '-'} | {changed.date or '-'} | {changed.language}", highlight=False)
     elif args.command == "delete":
         gone = app.delete(args.recording)
         console.print(f"deleted {gone.id} ({gone.title})")

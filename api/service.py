@@ -129,6 +129,12 @@ class Talksearch:
     def delete(self, ref: str) -> Recording:
         return self.library.delete(ref)
 
+    def edit(self, ref: str, **changes: str | None) -> Recording:
+        """Set metadata after ingest (title, event, session, speaker, date, language); None leaves a field."""
+        recording = self.library.resolve(ref)
+        self.library.store.update(recording.id, {k: v for k, v in changes.items() if v is not None})
+        return self.library.store.recording(recording.id)
+
     # -- for the HTTP API, where ids are exact and never paths ---------------------------------
     def by_id(self, recording_id: str) -> Recording | None:
         """Exact id only: unlike ``recording``, no prefix or title matching."""

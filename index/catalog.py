@@ -157,6 +157,18 @@ class Catalog:
                           "FROM chunk_terms WHERE chunk_terms MATCH ? ORDER BY bm25(chunk_terms) LIMIT ?", (expression, k))
         return [(r["rowid"], r["score"], set(wanted) & set(r["words"].split())) for r in rows]
 
+    EDITABLE = ("title", "event", "session", "speaker", "date", "language")
+
+    def update(self, recording_id: str, changes: dict[str, str | None]) -> None:
+        """Change a recording's descriptive fields (never its id, source or hash)."""
+        unknown = set(changes) - set(self.EDITABLE)
+        if unknown:
+            raise ValueError(f"cannot edit {', '.join(sorted(unknown))}; editable: {', '.join(self.EDITABLE)}")
+        if changes:
+            with self._lock:
+                self._db.execute(f"UPDATE recordings SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
+                                 [*changes.values(), recording_id])
+
     def delete(self, recording_id: str) -> list[int]:
         """Remove a recording and all rows hanging off it; returns the chunk ids it had.
         Call inside ``transaction()``."""

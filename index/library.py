@@ -58,6 +58,8 @@ class Library:
         self.embedder = embedder
         self.fusion = fusion or FusionSettings()
         self.centering = LanguageCentering(embedder)
+        # How many hits without shared words get their span narrowed by meaning (costs an embedding batch).
+        self.focus_by_meaning = 3
         self._store = store
 
     @property
@@ -153,7 +155,8 @@ class Library:
         if phrase:
             return self._quote_hits(phrase, k, admit, admitted)
         pool = max(100, 20 * k)
-        dense = [] if mode == "lexical" else [(c, s) for c, s in self.store.nearest(self.centering.query(query), pool) if admit(c)]
+        vector = self.centering.query(query)
+        dense = [] if mode == "lexical" else [(c, s) for c, s in self.store.nearest(vector, pool) if admit(c)]
         lexical = [] if mode == "dense" else [(c, s, f) for c, s, f in self.store.keyword(query, pool) if admit(c)]
         if mode == "dense":
             ranked = dense
@@ -161,7 +164,9 @@ class Library:
             ranked = [(c, s) for c, s, _ in lexical]
         else:
             ranked = fuse(dense, lexical, self.fusion)
-        return [self._hit(chunk, score, query, admitted[chunk.recording_id]) for chunk, score in merge_overlapping(ranked)[:k]]
+        top = merge_overlapping(ranked)[:k]
+        spans = self._focus([chunk for chunk, _ in top], query, vector)
+        return [self._hit(chunk, score, query, admitted[chunk.recording_id], span) for (chunk, score), span in zip(top, spans)]
 
     def _quote_hits(self, phrase: str, k: int, admit, admitted: dict[str, Recording]) -> list[Hit]:
         """Chunks holding the phrase, each tightened to the quoted words' own timestamps."""
@@ -183,9 +188,7 @@ class Library:
              span: tuple[float, float] | None = None) -> Hit:
         """A hit on word boundaries around the sentence(s) that match the query best."""
         passage = self.store.passage(chunk.recording_id, chunk.start, chunk.end)
-        units = [u for u in sentences(passage.segments, 40.0) if u.start >= chunk.start - 0.01 and u.end <= chunk.end + 0.01]
-        if span is None and units:
-            span = self._best_sentences(units, query)
+        units = self._sentences(chunk, passage)
         start, end = span or (chunk.start, chunk.end)
         inside = [u for u in units if u.end > start and u.start < end]
         text = " ".join(u.text for u in inside) if inside else chunk.text
@@ -197,24 +200,43 @@ class Library:
         return Hit(chunk.recording_id, recording.title, recording.source, round(start, 2), round(end, 2), chunk.language,
                    text, translation, round(score, 4), self._marks(text, terms), self._marks(translation or "", terms))
 
-    def _best_sentences(self, units: list[Sentence], query: str) -> tuple[float, float]:
-        """The span of the sentence sharing most query terms (and matching neighbours); when none
-        shares a term (a cross-lingual query), the sentence closest to the query in meaning."""
+    @staticmethod
+    def _sentences(chunk: Chunk, passage: Transcript) -> list[Sentence]:
+        return [u for u in sentences(passage.segments, 40.0) if u.start >= chunk.start - 0.01 and u.end <= chunk.end + 0.01]
+
+    def _focus(self, chunks: list[Chunk], query: str, vector: np.ndarray) -> list[tuple[float, float] | None]:
+        """For each hit, the span of the sentence(s) that match the query best.
+
+        The sentence sharing most query terms wins, together with adjacent sentences that share
+        terms too. Where no sentence shares a term (a cross-lingual query), the top
+        ``focus_by_meaning`` hits pick the sentence closest in meaning, embedded in one batch;
+        hits further down keep their whole chunk.
+        """
         terms = set(self.store.analyzer.keys(query))
-        shared = [len(terms & set(self.store.analyzer.keys(u.text))) for u in units]
-        if max(shared, default=0) > 0:
-            best = shared.index(max(shared))
-            lo = hi = best
-            while lo > 0 and shared[lo - 1]:
-                lo -= 1
-            while hi < len(units) - 1 and shared[hi + 1]:
-                hi += 1
-        else:
-            if len(units) == 1:
-                return units[0].start, units[0].end
-            similarity = self.embedder.passages([u.text for u in units]) @ self.embedder.queries([query])[0]
-            lo = hi = int(np.argmax(similarity))
-        return units[lo].start, units[hi].end
+        spans: list[tuple[float, float] | None] = []
+        by_meaning: list[tuple[int, list[Sentence]]] = []
+        for i, chunk in enumerate(chunks):
+            units = self._sentences(chunk, self.store.passage(chunk.recording_id, chunk.start, chunk.end))
+            shared = [len(terms & set(self.store.analyzer.keys(u.text))) for u in units]
+            spans.append(None)
+            if max(shared, default=0) > 0:
+                lo = hi = shared.index(max(shared))
+                while lo > 0 and shared[lo - 1]:
+                    lo -= 1
+                while hi < len(units) - 1 and shared[hi + 1]:
+                    hi += 1
+                spans[i] = (units[lo].start, units[hi].end)
+            elif len(units) > 1 and len(by_meaning) < self.focus_by_meaning:
+                by_meaning.append((i, units))
+        if by_meaning:
+            candidates = [u for _, units in by_meaning for u in units]
+            similarity = self.centering.passages([u.text for u in candidates], [u.language for u in candidates]) @ vector
+            offset = 0
+            for i, units in by_meaning:
+                best = units[int(np.argmax(similarity[offset: offset + len(units)]))]
+                spans[i] = (best.start, best.end)
+                offset += len(units)
+        return spans
 
     def _marks(self, text: str, terms: set[str]) -> list[list[int]]:
         return [[t.start, t.end] for t in self.store.analyzer.terms(text) if t.text in terms]
