@@ -1,0 +1,116 @@
+"""Keyword analysis, hybrid fusion, exact quotes, filters and clip bounds — with the real
+analysers (kiwipiepy, Snowball) and a small hashing embedder standing in for e5."""
+import pytest
+
+from index.lexical import Analyzer
+from index.library import Library
+from index.ranking import FusionSettings, SearchFilters, fuse
+from ingest.chunking import chunk_transcript
+from ingest.records import Chunk, Recording, Segment, Transcript, Word
+
+
+def timed(text: str, start: float, language: str) -> Segment:
+    """A segment whose words are 0.5 s apart, as Whisper would time them."""
+    words = [Word(start + 0.5 * i, start + 0.5 * i + 0.4, " " + w) for i, w in enumerate(text.split())]
+    return Segment(start, words[-1].end, text, language, words)
+
+
+def add_talk(library: Library, rid: str, language: str, sentences: list[str], **meta) -> None:
+    segments, t = [], 0.0
+    for sentence in sentences:
+        segments.append(timed(sentence, t, language))
+        t = segments[-1].end + 1.0
+    transcript = Transcript(language, t, segments)
+    recording = Recording(rid, f"Talk {rid}", f"/talks/{rid}.ogg", f"hash-{rid}", t, language, "2026-01-01", **meta)
+    library.add(recording, transcript, chunk_transcript(transcript, rid))
+
+
+@pytest.fixture
+def library(tmp_path, hashing_embedder):
+    lib = Library(tmp_path / "lib", hashing_embedder)
+    add_talk(lib, "ko1", "ko", ["안녕하세요 여러분.", "오늘은 주민을 위한 디지털 플랫폼을 소개합니다.", "플랫폼에서 민원을 신청할 수 있습니다.",
+                                "주차 정보도 제공합니다.", "감사합니다."], speaker="김서연", event="Forum 2026", date="2026-03-19")
+    add_talk(lib, "ru1", "ru", ["Добрый день.", "Умные светофоры сократили время ожидания.", "Камеры считают машины и пешеходов.",
+                                "Общественный транспорт получает приоритет."], speaker="Алексей Гарипов", event="Forum 2026", date="2026-03-18")
+    add_talk(lib, "en1", "en", ["Good morning everyone.", "The operator installed twelve base stations on rooftops, lamp posts and bus shelters.",
+                                "Speeds reached nine hundred megabits per second.", "Thank you."], speaker="Daniel Whitmore", event="Expo", date="2025-11-02")
+    return lib
+
+
+def test_korean_particles_and_russian_inflection_are_analysed_away():
+    analyzer = Analyzer()
+    assert "플랫폼" in analyzer.keys("플랫폼을") and "플랫폼" in analyzer.keys("플랫폼에서")
+    assert analyzer.keys("светофорами") == analyzer.keys("светофоры") == ["светофор"]
+    assert analyzer.keys("the stations of Kazan") == ["station", "kazan"]
+
+
+def test_keyword_search_matches_across_particles_and_inflection(library):
+    [korean, *_] = library.search("플랫폼에서", mode="lexical")
+    assert korean.recording_id == "ko1"
+    assert [korean.text[a:b] for a, b in korean.highlights] == ["플랫폼", "플랫폼"]
+    [russian, *_] = library.search("светофорами", mode="lexical")
+    assert russian.recording_id == "ru1" and "светофоры" in russian.text
+    assert [russian.text[a:b] for a, b in russian.highlights] == ["светофоры"]
+
+
+def test_hit_is_tightened_to_the_matching_sentence_on_word_boundaries(library):
+    hit = library.search("주차 정보", mode="lexical")[0]
+    assert hit.text == "주차 정보도 제공합니다."
+    transcript = library.store.transcript("ko1")
+    sentence = next(s for s in transcript.segments if s.text.startswith("주차"))
+    assert (hit.start, hit.end) == (round(sentence.words[0].start, 2), round(sentence.words[-1].end, 2))
+
+
+def test_exact_quote_finds_the_words_and_their_seconds(library):
+    [hit] = library.search('"Base stations on ROOFTOPS"')
+    words = library.store.transcript("en1").segments[1].words
+    assert hit.recording_id == "en1" and hit.text == "base stations on rooftops,"
+    assert (hit.start, hit.end) == (round(words[4].start, 2), round(words[7].end, 2))  # "base" … "rooftops,"
+    assert library.search('"stations on the roof"') == []
+    assert library.search('«Камеры считают машины»')[0].recording_id == "ru1"
+
+
+def test_metadata_filters_and_editing(library):
+    assert {h.recording_id for h in library.search("приоритет", filters=SearchFilters(speaker="алексей гарипов"))} == {"ru1"}
+    assert {h.recording_id for h in library.search("talk", filters=SearchFilters(event="Forum 2026"))} <= {"ko1", "ru1"}
+    assert {h.recording_id for h in library.search("stations", filters=SearchFilters(date_from="2026-01-01"))} <= {"ko1", "ru1"}
+    assert {h.recording_id for h in library.search("stations", filters=SearchFilters(date_to="2025-12-31"))} == {"en1"}
+    library.store.update("en1", {"event": "Forum 2026"})
+    assert "en1" in {h.recording_id for h in library.search("stations", filters=SearchFilters(event="forum 2026"))}
+    with pytest.raises(ValueError, match="cannot edit source"):
+        library.store.update("en1", {"source": "/etc/passwd"})
+
+
+def chunk(i: int) -> Chunk:
+    return Chunk(f"r{i}", 0, 10, "en", f"text {i}", None, 0, i)
+
+
+def test_fusion_adds_keyword_evidence_in_proportion_to_coverage():
+    dense = [(chunk(1), 0.9), (chunk(2), 0.8), (chunk(3), 0.7)]
+    lexical = [(chunk(3), 12.0, 1.0), (chunk(2), 11.0, 0.2), (chunk(4), 2.0, 1.0)]
+    fused = fuse(dense, lexical, FusionSettings(lexical_weight=1.0, floor=0.3))
+    assert [c.id for c, _ in fused] == [3, 2, 1]          # keyword support lifts 3 and 2 over 1
+    assert 4 not in [c.id for c, _ in fused]              # below the relative floor
+    assert fused[0][1] == pytest.approx(1 / 63 + 1 / 61)
+    assert fused[1][1] == pytest.approx(1 / 62 + 0.2 / 62)  # 2 holds a fifth of the query terms
+    dense_only = fuse(dense, [], FusionSettings())
+    assert [c.id for c, _ in dense_only] == [1, 2, 3]
+
+
+def test_modes_differ_and_unknown_mode_is_refused(library):
+    from index.library import LibraryError
+
+    assert library.search("светофорами", mode="lexical")[0].recording_id == "ru1"
+    with pytest.raises(LibraryError, match="unknown search mode"):
+        library.search("x", mode="fuzzy")
+
+
+def test_keyword_rows_follow_deletes_and_are_rebuilt_when_missing(library, tmp_path, hashing_embedder):
+    store = library.store
+    library.delete("ru1")
+    assert library.search("светофорами", mode="lexical") == []
+    rows = store.catalog._rows("SELECT COUNT(*) AS n FROM chunk_terms")[0]["n"]
+    assert rows == store.counts()["chunks"]
+    store.catalog._db.execute("DELETE FROM chunk_terms")
+    reopened = Library(tmp_path / "lib", hashing_embedder)
+    assert reopened.search("플랫폼", mode="lexical")[0].recording_id == "ko1"
