@@ -5,17 +5,15 @@
 """
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import ipaddress
 import logging
 import mimetypes
 import os
-import re
 import uuid
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, BinaryIO, Literal
@@ -23,9 +21,11 @@ from typing import Annotated, BinaryIO, Literal
 import av
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path as PathParam, Query, Request, Response, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 from python_multipart import MultipartParser
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
@@ -37,8 +37,8 @@ from ingest.subtitles import FORMATS, read_transcript
 
 from .config import Settings
 from .jobs import RESTARTED, Job, JobRunner, JobStore
-from .schemas import (Deleted, Health, JobInfo, Problem, RecordingDetail, RecordingInfo, SearchHit, SearchQuery,
-                      Stats)
+from .schemas import (Deleted, Health, JobInfo, Problem, RecordingDetail, RecordingInfo, RecordingMetadata, SearchHit,
+                      SearchQuery, Stats)
 from .service import Metadata, Talksearch
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,8 @@ SUBTITLE_SUFFIXES = frozenset({".srt", ".vtt"})
 # Browsers play Ogg/Opus when it is called audio/ogg; "audio/opus" is not always recognised.
 _MEDIA_TYPES = {".opus": "audio/ogg", ".oga": "audio/ogg", ".m4a": "audio/mp4", ".wav": "audio/wav"}
 FIELD_LIMIT = 2000
-METADATA_FIELDS = ("title", "language", "event", "session", "speaker", "date")
+MAX_FIELDS = 20
+METADATA_FIELDS = tuple(RecordingMetadata.model_fields)
 AUTH = {401: {"model": Problem}, 403: {"model": Problem}}
 UNKNOWN = {**AUTH, 404: {"model": Problem}}
 REFUSED = {**AUTH, 413: {"model": Problem}, 415: {"model": Problem}}
@@ -80,6 +81,7 @@ class Backend:
         if self.settings.api_key is None:
             log.warning("no TALKSEARCH_API_KEY set: upload, import and delete are open to clients on this machine only")
         self.service.warm_up()
+        self.service.stats()  # opens the library here, before request and job threads could race to open it
 
     def stop(self) -> None:
         for job in self.runner.shutdown():
@@ -162,6 +164,18 @@ class Staged:
     created: bool
 
 
+@dataclass
+class _Part:
+    """The multipart part being read."""
+
+    name: str = ""
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+    header_name: bytes = b""
+    header_value: bytes = b""
+    text: bytearray = field(default_factory=bytearray)
+    skip: bool = False
+
+
 class _Sink:
     """Writes one file part to a temporary file next to its final place, hashing as it goes."""
 
@@ -199,7 +213,7 @@ class Intake:
         self.folder, self.accept, self.limit_mb = folder, accept, limit_mb
         self.fields: dict[str, str] = {}
         self.files: dict[str, Staged] = {}
-        self._part: dict = {}
+        self._part = _Part()
         self._sink: _Sink | None = None
 
     def _too_big(self) -> HTTPException:
@@ -248,60 +262,61 @@ class Intake:
 
     # python-multipart callbacks
     def _begin(self) -> None:
-        self._part = {"headers": {}, "field": b"", "value": b"", "name": "", "text": bytearray(), "skip": False}
+        self._part = _Part()
 
     def _header_field(self, data: bytes, start: int, end: int) -> None:
-        self._part["field"] += data[start:end]
+        self._part.header_name += data[start:end]
 
     def _header_value(self, data: bytes, start: int, end: int) -> None:
-        self._part["value"] += data[start:end]
+        self._part.header_value += data[start:end]
 
     def _header_end(self) -> None:
-        self._part["headers"][self._part["field"].lower()] = self._part["value"]
-        self._part["field"] = self._part["value"] = b""
+        part = self._part
+        part.headers[part.header_name.lower()] = part.header_value
+        part.header_name = part.header_value = b""
 
     def _headers_finished(self) -> None:
-        _, options = parse_options_header(self._part["headers"].get(b"content-disposition", b""))
-        name = self._part["name"] = options.get(b"name", b"").decode("utf-8", "replace")
+        part = self._part
+        _, options = parse_options_header(part.headers.get(b"content-disposition", b""))
+        part.name = options.get(b"name", b"").decode("utf-8", "replace")
         if b"filename" not in options:
+            if len(self.fields) >= MAX_FIELDS:
+                raise HTTPException(422, f"more than {MAX_FIELDS} form fields")
             return
         filename = Path(options[b"filename"].decode("utf-8", "replace").replace("\\", "/")).name
         if not filename:  # a browser sends an empty file part for an unused file input
-            self._part["skip"] = True
+            part.skip = True
             return
-        if name not in self.accept or name in self.files:
-            raise HTTPException(422, f"unexpected file in the form field {name!r}; expected {', '.join(self.accept)}")
-        if Path(filename).suffix.lower() not in self.accept[name]:
-            raise HTTPException(415, f"{filename}: unsupported file type for {name!r}; "
-                                     f"expected one of {' '.join(sorted(self.accept[name]))}")
+        if part.name not in self.accept or part.name in self.files:
+            raise HTTPException(422, f"unexpected file in the form field {part.name!r}; expected {', '.join(self.accept)}")
+        if Path(filename).suffix.lower() not in self.accept[part.name]:
+            raise HTTPException(415, f"{filename}: unsupported file type for {part.name!r}; "
+                                     f"expected one of {' '.join(sorted(self.accept[part.name]))}")
         self._sink = _Sink(self.folder, filename)
 
     def _data(self, data: bytes, start: int, end: int) -> None:
         if self._sink is not None:
             self._sink.write(data[start:end])
-        elif not self._part["skip"]:
-            self._part["text"] += data[start:end]
-            if len(self._part["text"]) > FIELD_LIMIT:
-                raise HTTPException(422, f"form field {self._part['name']!r} is longer than {FIELD_LIMIT} bytes")
+        elif not self._part.skip:
+            self._part.text += data[start:end]
+            if len(self._part.text) > FIELD_LIMIT:
+                raise HTTPException(422, f"form field {self._part.name!r} is longer than {FIELD_LIMIT} bytes")
 
     def _end(self) -> None:
         if self._sink is not None:
-            self.files[self._part["name"]] = self._sink.finish()
+            self.files[self._part.name] = self._sink.finish()
             self._sink = None
-        elif not self._part["skip"]:
-            self.fields[self._part["name"]] = self._part["text"].decode("utf-8", "replace").strip()
+        elif not self._part.skip:
+            self.fields[self._part.name] = self._part.text.decode("utf-8", "replace").strip()
 
 
 def _metadata(fields: dict[str, str]) -> Metadata:
-    values = {name: fields.get(name) or None for name in METADATA_FIELDS}
-    if values["language"] and not re.fullmatch(r"[a-z]{2,3}", values["language"]):
-        raise HTTPException(422, f"language must be a code such as en, ru or ko, not {values['language']!r}")
-    if values["date"]:
-        try:
-            dt.date.fromisoformat(values["date"])
-        except ValueError:
-            raise HTTPException(422, f"date must be YYYY-MM-DD, not {values['date']!r}") from None
-    return Metadata(**values)
+    """The form's text fields, validated as the body of ``PATCH /recordings/{id}`` is."""
+    try:
+        given = RecordingMetadata.model_validate({name: fields[name] for name in METADATA_FIELDS if fields.get(name)})
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
+    return Metadata(**given.given())
 
 
 def _check_audio(path: Path, filename: str) -> None:
@@ -321,7 +336,10 @@ def _check_transcript(transcript: Staged, translation: Staged | None, language: 
     try:
         read_transcript(transcript.path, language, translation.path if translation else None)
     except TranscriptFormatError as exc:
-        raise HTTPException(415, str(exc).replace(str(transcript.path), transcript.filename)) from exc
+        message = str(exc)
+        for staged in filter(None, (transcript, translation)):  # name the files as the client did, not where they are
+            message = message.replace(str(staged.path), staged.filename)
+        raise HTTPException(415, message) from exc
 
 
 def _form_body(files: dict[str, bool], what: str) -> dict:
@@ -356,12 +374,12 @@ def _accepted(request: Request, response: Response, job: Job) -> dict:
 # -- routes ----------------------------------------------------------------------------------------
 router = APIRouter(responses={400: {"model": Problem}, 422: {"model": Problem}})
 Id = Annotated[str, PathParam(description="recording id (see GET /recordings); never a path")]
-Format = Literal["json", "srt", "vtt"]
 
 
 @router.get("/health", response_model=Health, tags=["service"])
 def health(b: Backend = Depends(backend)) -> dict:
-    return {"status": "ok", "version": version("talksearch"), "writes": "loopback-only" if b.settings.api_key is None else "api-key"}
+    writes = "loopback-only" if b.settings.api_key is None else "api-key"
+    return {"status": "ok", "version": version("talksearch"), "writes": writes}
 
 
 @router.get("/stats", response_model=Stats, tags=["service"], dependencies=[Depends(reader)], responses=AUTH)
@@ -374,12 +392,12 @@ def stats(b: Backend = Depends(backend)) -> dict:
 
 def _search(request: Request, b: Backend, query: SearchQuery) -> list[dict]:
     chosen = [b.recording(r).id for r in query.recording] if query.recording else None
-    if query.date_from or query.date_to:
-        dated = [r.id for r in b.service.recordings() if _dated_within(r, query.date_from, query.date_to)]
-        chosen = [r for r in chosen if r in dated] if chosen is not None else dated
-    if chosen == [] or not b.service.stats()["chunks"]:
+    if not b.service.stats()["chunks"]:
         return []
-    hits = b.service.search(query.q, query.k, query.lang, chosen)
+    hits = b.service.search(query.q, query.k, query.lang, chosen, mode=query.mode, event=query.event,
+                            session=query.session, speaker=query.speaker,
+                            date_from=query.date_from and query.date_from.isoformat(),
+                            date_to=query.date_to and query.date_to.isoformat())
     playable = {rid: b.service.by_id(rid) for rid in {h.recording_id for h in hits}}
     out = []
     for hit in hits:
@@ -391,17 +409,10 @@ def _search(request: Request, b: Backend, query: SearchQuery) -> list[dict]:
     return out
 
 
-def _dated_within(recording: Recording, first: dt.date | None, last: dt.date | None) -> bool:
-    try:
-        day = dt.date.fromisoformat((recording.date or "")[:10])
-    except ValueError:
-        return False
-    return (first is None or day >= first) and (last is None or day <= last)
-
-
 @router.get("/search", response_model=list[SearchHit], tags=["search"], dependencies=[Depends(reader)], responses=UNKNOWN)
 def search(request: Request, query: Annotated[SearchQuery, Query()], b: Backend = Depends(backend)) -> list[dict]:
-    """Semantic search in any language; ``from``/``to`` keep recordings dated within those days."""
+    """Search what was said, in any language; a query in double quotes finds that exact phrase.
+    ``from``/``to`` keep recordings dated within those days."""
     return _search(request, b, query)
 
 
@@ -428,7 +439,7 @@ def recording(request: Request, recording_id: Id, b: Backend = Depends(backend))
 @router.get("/recordings/{recording_id}/transcript", tags=["recordings"], dependencies=[Depends(reader)],
             response_class=Response, responses={**UNKNOWN, 200: {"description": "the transcript file", "content": {
                 media_type.split(";")[0]: {"schema": {"type": "string"}} for media_type in TRANSCRIPT_TYPES.values()}}})
-def transcript(recording_id: Id, fmt: Annotated[Format, Query(alias="format")] = "json",
+def transcript(recording_id: Id, fmt: Annotated[Literal[FORMATS], Query(alias="format")] = "json",
                b: Backend = Depends(backend)) -> Response:
     found = b.recording(recording_id)
     return Response(b.service.export(found.id, fmt), media_type=TRANSCRIPT_TYPES[fmt],
@@ -439,7 +450,7 @@ def transcript(recording_id: Id, fmt: Annotated[Format, Query(alias="format")] =
             responses={**UNKNOWN, 200: {"description": "exactly the span asked for, re-encoded", "content": {
                 media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in CLIP_TYPES.values()}}})
 def clip(recording_id: Id, start: Annotated[float, Query(ge=0)], end: Annotated[float, Query(gt=0)],
-         fmt: Annotated[Literal["ogg", "mp3", "wav"], Query(alias="format")] = "ogg",
+         fmt: Annotated[Literal[tuple(CLIP_TYPES)], Query(alias="format")] = "ogg",
          margin: Annotated[float, Query(ge=0, le=5, description="seconds added on both sides")] = 0.0,
          b: Backend = Depends(backend)) -> Response:
     """Seconds ``start`` to ``end`` of a recording's audio, cut sample-accurately."""
@@ -469,6 +480,13 @@ def media(recording_id: Id, b: Backend = Depends(backend)) -> FileResponse:
                         content_disposition_type="inline")
 
 
+@router.patch("/recordings/{recording_id}", response_model=RecordingInfo, tags=["recordings"], dependencies=[Depends(writer)],
+              responses=UNKNOWN)
+def edit(request: Request, recording_id: Id, changes: RecordingMetadata, b: Backend = Depends(backend)) -> dict:
+    """Correct what is known about a recording; fields left out stay as they are."""
+    return _recording_info(request, b.service.edit(b.recording(recording_id).id, **changes.given()))
+
+
 @router.delete("/recordings/{recording_id}", response_model=Deleted, tags=["recordings"], dependencies=[Depends(writer)],
                responses=UNKNOWN)
 def delete(recording_id: Id, b: Backend = Depends(backend)) -> dict:
@@ -480,7 +498,8 @@ def delete(recording_id: Id, b: Backend = Depends(backend)) -> dict:
 
 
 @router.post("/recordings", status_code=202, response_model=JobInfo, tags=["recordings"], dependencies=[Depends(writer)],
-             responses=REFUSED, openapi_extra=_form_body({"file": True}, "a recording (any audio or video ffmpeg decodes) and what is known about it"))
+             responses=REFUSED,
+             openapi_extra=_form_body({"file": True}, "a recording (audio or video ffmpeg decodes) and what is known about it"))
 async def upload(request: Request, response: Response, b: Backend = Depends(backend)) -> dict:
     """Start transcribing an upload in the background; poll ``GET /jobs/{id}``."""
     intake = await Intake(b.media_dir, {"file": MEDIA_SUFFIXES}, b.settings.max_upload_mb).read(request)

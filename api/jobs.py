@@ -10,7 +10,7 @@ import sqlite3
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -78,7 +78,7 @@ class JobStore:
         stamp = _now()
         job = Job(uuid.uuid4().hex, kind, QUEUED, 0.0, filename, None, None, None, [str(f) for f in files], stamp, stamp)
         names = [f.name for f in fields(Job)]
-        values = {**job.__dict__, "files": json.dumps(job.files)}
+        values = {**asdict(job), "files": json.dumps(job.files)}
         with self._lock:
             self._db.execute(f"INSERT INTO jobs({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
                              [values[n] for n in names])

@@ -2,8 +2,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import fields as dataclass_fields
+from typing import Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from index.library import SEARCH_MODES, Hit
+from ingest.records import Recording
+
+from .jobs import Job
 
 
 class Problem(BaseModel):
@@ -12,20 +19,24 @@ class Problem(BaseModel):
     detail: str | list
 
 
-class SearchHit(BaseModel):
-    """The CLI's ``search --json`` hit, plus where to play it."""
+def _mirror(record: type, name: str, doc: str, notes: dict[str, str], omit: tuple[str, ...] = (),
+            **extra) -> type[BaseModel]:
+    """A response model with the fields of a record dataclass, so the two cannot drift apart, plus ``extra``."""
+    hints = get_type_hints(record)
+    mirrored = {f.name: (hints[f.name], Field(description=notes.get(f.name)))
+                for f in dataclass_fields(record) if f.name not in omit}
+    return create_model(name, __doc__=doc, **mirrored, **extra)
 
-    recording_id: str
-    title: str
-    source: str
-    start: float = Field(description="seconds from the start of the recording")
-    end: float
-    language: str = Field(description="language the quote was spoken in")
-    text: str = Field(description="the quote in the language spoken")
-    translation: str | None = Field(description="English rendering, when spoken in another language")
-    score: float
-    clip_url: str | None = Field(description="exactly this span as audio; null for a transcript without media")
-    media_url: str | None = Field(description="the whole original, with a #t=start,end fragment; null without media")
+
+SearchHit = _mirror(Hit, "SearchHit", "The CLI's ``search --json`` hit, plus where to play it.", {
+    "start": "seconds from the start of the recording",
+    "language": "language the quote was spoken in",
+    "text": "the quote in the language spoken",
+    "translation": "English rendering, when spoken in another language",
+    "highlights": "[start, end) character ranges of the words matching the query",
+    "translation_highlights": "the same for the English rendering"},
+    clip_url=(str | None, Field(description="exactly this span as audio; null for a transcript without media")),
+    media_url=(str | None, Field(description="the whole original, with a #t=start,end fragment; null without media")))
 
 
 class SearchQuery(BaseModel):
@@ -39,22 +50,32 @@ class SearchQuery(BaseModel):
     recording: list[str] | None = Field(None, description="only these recording ids")
     date_from: dt.date | None = Field(None, alias="from", description="only recordings dated on or after this day")
     date_to: dt.date | None = Field(None, alias="to", description="only recordings dated on or before this day")
+    event: str | None = Field(None, description="only recordings of this event (any case)")
+    session: str | None = Field(None, description="only recordings of this session (any case)")
+    speaker: str | None = Field(None, description="only recordings of this speaker (any case)")
+    mode: Literal[SEARCH_MODES] = Field("hybrid", description="keywords and meaning fused, or one alone")
 
 
-class RecordingInfo(BaseModel):
-    id: str
-    title: str
-    source: str
-    content_hash: str
-    duration: float
-    language: str
-    added_at: str
-    has_media: bool
-    event: str | None
-    session: str | None
-    speaker: str | None
-    date: str | None
-    media_url: str | None = Field(description="the original media with HTTP Range support; null without media")
+class RecordingMetadata(BaseModel):
+    """What may be said about a recording, at upload or later (``PATCH``); absent fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(None, min_length=1, max_length=300)
+    language: str | None = Field(None, pattern=r"^[a-z]{2,3}$", description="spoken language code: en, ru, ko, ...")
+    event: str | None = Field(None, max_length=300)
+    session: str | None = Field(None, max_length=300)
+    speaker: str | None = Field(None, max_length=300)
+    date: dt.date | None = None
+
+    def given(self) -> dict[str, str]:
+        """The fields that were set, as the catalog stores them (dates as YYYY-MM-DD)."""
+        return {name: str(value) for name, value in self.model_dump(exclude_none=True).items()}
+
+
+RecordingInfo = _mirror(Recording, "RecordingInfo", "A recording in the catalog.", {
+    "source": "the file it was added from, on the server", "duration": "seconds"},
+    media_url=(str | None, Field(description="the original media with HTTP Range support; null without media")))
 
 
 class TranscriptSegment(BaseModel):
@@ -75,19 +96,9 @@ class Deleted(BaseModel):
     deleted: bool = True
 
 
-class JobInfo(BaseModel):
-    """A background ingest: ``progress`` is the fraction of the audio done (0 to 1)."""
-
-    id: str
-    kind: str = Field(description="upload (speech recognition) or import (existing transcript)")
-    state: str = Field(description="queued, running, done or failed")
-    progress: float
-    filename: str
-    error: str | None
-    recording_id: str | None = Field(description="the recording, once done")
-    note: str | None
-    created_at: str
-    updated_at: str
+JobInfo = _mirror(Job, "JobInfo", "A background ingest; ``progress`` is the fraction of the audio done (0 to 1).", {
+    "kind": "upload (speech recognition) or import (existing transcript)", "state": "queued, running, done or failed",
+    "recording_id": "the recording, once done"}, omit=("files",))
 
 
 class Health(BaseModel):

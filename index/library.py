@@ -207,8 +207,8 @@ class Library:
     def _focus(self, chunks: list[Chunk], query: str, vector: np.ndarray) -> list[tuple[float, float] | None]:
         """For each hit, the span of the sentence(s) that match the query best.
 
-        The sentence sharing most query terms wins, together with adjacent sentences that share
-        terms too. Where no sentence shares a term (a cross-lingual query), the top
+        The sentence sharing most query terms (in its words or its English rendering) wins,
+        together with adjacent sentences that share terms too. Where no sentence shares a term (a cross-lingual query), the top
         ``focus_by_meaning`` hits pick the sentence closest in meaning, embedded in one batch;
         hits further down keep their whole chunk.
         """
@@ -216,8 +216,10 @@ class Library:
         spans: list[tuple[float, float] | None] = []
         by_meaning: list[tuple[int, list[Sentence]]] = []
         for i, chunk in enumerate(chunks):
-            units = self._sentences(chunk, self.store.passage(chunk.recording_id, chunk.start, chunk.end))
-            shared = [len(terms & set(self.store.analyzer.keys(u.text))) for u in units]
+            passage = self.store.passage(chunk.recording_id, chunk.start, chunk.end)
+            units = self._sentences(chunk, passage)
+            said = [f"{u.text} {render(passage.translation, u.start, u.end) or ''}" for u in units]
+            shared = [len(terms & set(self.store.analyzer.keys(text))) for text in said]
             spans.append(None)
             if max(shared, default=0) > 0:
                 lo = hi = shared.index(max(shared))

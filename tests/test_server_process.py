@@ -1,5 +1,5 @@
-"""A real server process on a loopback port, exercised over HTTP: ``talksearch serve`` and
-``uvicorn api.app:app``, each configured from TALKSEARCH_* variables."""
+"""A real server process on a loopback port, exercised over HTTP (``talksearch serve`` configured from
+TALKSEARCH_* variables), and how ``serve`` and ``uvicorn api.app:app`` pick their settings."""
 from __future__ import annotations
 
 import os
@@ -10,36 +10,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn.importer
 
-from api import server
-from api.config import Settings
+from api.cli import main
 from api.jobs import JobStore
 from api_fixtures import API_KEY, DEMO, free_port, wait_for_job, wait_until_up
 
 pytest_plugins = ["api_fixtures"]
 pytestmark = pytest.mark.slow
 
-BIN = Path(sys.executable).parent
-
-
-def start(command: list[str], library: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "TALKSEARCH_LIBRARY": str(library), "TALKSEARCH_API_KEY": API_KEY, "TALKSEARCH_PORT": str(port)}
-    with open(log, "w") as out:
-        process = subprocess.Popen([*command, "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(base)
-    except TimeoutError:
-        process.kill()
-        raise AssertionError(f"server did not start:\n{log.read_text()}") from None
-    return process, base
-
-
-def stop(process: subprocess.Popen, log: Path) -> None:
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=30) == 0, log.read_text()
-    assert "Application shutdown complete" in log.read_text()
+TALKSEARCH = Path(sys.executable).parent / "talksearch"  # the installed command, as a user runs it
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +30,21 @@ def served(tmp_path_factory):
     left = jobs.create("upload", "crashed.wav", [library / "media" / "crashed.wav"])
     jobs.update(left.id, state="running", progress=0.3)
     jobs.close()
-    log = library / "server.log"
-    process, base = start([str(BIN / "talksearch"), "serve", "--host", "127.0.0.1"], library, log)
-    with httpx.Client(base_url=base, timeout=60) as client:
-        yield client, left.id
-    stop(process, log)
+    port, log = free_port(), library / "server.log"
+    command = [str(TALKSEARCH)] if TALKSEARCH.exists() else [sys.executable, "-m", "api.cli"]
+    env = {**os.environ, "TALKSEARCH_LIBRARY": str(library), "TALKSEARCH_API_KEY": API_KEY}
+    with open(log, "w") as out:
+        process = subprocess.Popen([*command, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base)
+        with httpx.Client(base_url=base, timeout=60) as client:
+            yield client, left.id
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0, log.read_text()
+    assert "Application shutdown complete" in log.read_text()
 
 
 def test_a_job_left_running_by_a_dead_server_is_failed(served):
@@ -89,21 +79,27 @@ def test_import_search_and_delete_over_http(served):
     assert client.get("/search", params={"q": "주차"}).json() == []
 
 
-def test_uvicorn_runs_the_module_app(tmp_path):
-    log = tmp_path / "uvicorn.log"
-    process, base = start([str(BIN / "python"), "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1"], tmp_path / "library", log)
-    try:
-        assert httpx.get(f"{base}/stats").json()["recordings"] == 0
-        assert httpx.delete(f"{base}/recordings/000000000000").status_code == 401  # the key came from the environment
-    finally:
-        stop(process, log)
+def test_uvicorn_gets_an_app_configured_from_the_environment(monkeypatch, tmp_path):
+    """What ``uvicorn api.app:app`` does: import the attribute, built on access from TALKSEARCH_* variables."""
+    import api.app as module
+
+    monkeypatch.delitem(vars(module), "app", raising=False)
+    monkeypatch.setenv("TALKSEARCH_LIBRARY", str(tmp_path / "library"))
+    monkeypatch.setenv("TALKSEARCH_API_KEY", "from-env")
+    app = uvicorn.importer.import_from_string("api.app:app")
+    settings = app.state.backend.settings
+    assert (settings.library, settings.api_key) == (tmp_path / "library", "from-env")
+    assert module.app is app and not (tmp_path / "library").exists()  # nothing loaded or written until startup
 
 
 def test_serve_without_a_key_listens_on_loopback_only(monkeypatch, capsys, tmp_path):
     ran = {}
-    monkeypatch.setattr(server.uvicorn, "run", lambda app, host, port, **_: ran.update(host=host, port=port))
-    assert server.serve(Settings(library=tmp_path, host="0.0.0.0", port=8123, api_key=None)) == 0
-    assert ran == {"host": "127.0.0.1", "port": 8123}
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **_: ran.update(host=host, port=port, app=app))
+    monkeypatch.delenv("TALKSEARCH_API_KEY", raising=False)
+    assert main(["serve", "--host", "0.0.0.0", "--port", "8123", "--library", str(tmp_path)]) == 0
+    assert (ran["host"], ran["port"]) == ("127.0.0.1", 8123)
+    assert ran["app"].state.backend.settings.library == tmp_path
     assert "no TALKSEARCH_API_KEY set, so listening on 127.0.0.1 only, not 0.0.0.0" in capsys.readouterr().err
-    server.serve(Settings(library=tmp_path, host="0.0.0.0", port=8123, api_key="k"))
+    monkeypatch.setenv("TALKSEARCH_API_KEY", "k")
+    main(["serve", "--host", "0.0.0.0", "--port", "8123", "--library", str(tmp_path)])
     assert ran["host"] == "0.0.0.0"

@@ -12,7 +12,6 @@ const KEY_COOKIE = "talksearch_key";
 const player = $("#player");
 const playing = { recordingId: null, title: "", offset: 0 };
 const recordingsById = new Map();
-let lastQuery = "";
 let openTranscriptId = null;
 
 // -- helpers --------------------------------------------------------------------------------------
@@ -51,59 +50,34 @@ function apiKey() {
   return localStorage.getItem(KEY_STORAGE) || "";
 }
 
+// The API's errors are {"detail": "one line"}, or a list of the fields at fault (422).
+function problem(body, fallback) {
+  const detail = body?.detail;
+  return Array.isArray(detail) ? detail.map((d) => `${d.loc?.at(-1)}: ${d.msg}`).join("; ") : detail || fallback;
+}
+
 async function api(path, options = {}) {
   const headers = { ...(options.headers || {}) };
   if (apiKey()) headers["X-API-Key"] = apiKey();
   const response = await fetch(path, { ...options, headers });
   const body = response.headers.get("content-type")?.includes("json") ? await response.json() : null;
-  if (!response.ok) {
-    const detail = body?.detail;
-    throw new Error(Array.isArray(detail) ? detail.map((d) => d.msg).join("; ") : detail || response.statusText);
-  }
+  if (!response.ok) throw new Error(problem(body, response.statusText));
   return body;
 }
 
-// -- highlighting the words of the query ----------------------------------------------------------
-// Korean particles attach to the word (플랫폼을), Russian and English inflect (светофоров, pilots):
-// query words are cut to a stem and matched as word beginnings.
-const KOREAN_PARTICLES = ["에서는", "에서", "으로", "에게", "까지", "부터", "처럼", "보다", "하고",
-  "은", "는", "이", "가", "을", "를", "의", "에", "와", "과", "도", "만", "로"];
-const STOP_WORDS = new Set(("the and for with from that this are was were what how about into of in on at to an is it by as or " +
-  "и в во на с со по для что это как о об к из у не").split(" "));
-const HANGUL = /\p{Script=Hangul}/u;
-
-function stem(word) {
-  if (HANGUL.test(word)) {
-    const particle = KOREAN_PARTICLES.find((p) => word.endsWith(p) && word.length > p.length + 1);
-    return particle ? word.slice(0, -particle.length) : word;
-  }
-  if (word.length >= 6) return word.slice(0, -2);
-  if (word.length >= 4) return word.slice(0, -1);
-  return word;
-}
-
-function queryPattern(query) {
-  const words = [...new Set(query.toLowerCase().split(/[^\p{L}\p{N}]+/u))]
-    .filter((w) => w.length >= 2 && !STOP_WORDS.has(w));
-  if (!words.length) return null;
-  const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const parts = words.map(stem).sort((a, b) => b.length - a.length).map((s) =>
-    HANGUL.test(s) ? `${escape(s)}\\p{L}*` : `(?<![\\p{L}\\p{N}])${escape(s)}[\\p{L}\\p{N}]*`);
-  return new RegExp(parts.join("|"), "giu");
-}
-
-function highlighted(text, pattern) {
+// -- the words that matched -----------------------------------------------------------------------
+// The server marks them ([start, end) code-point ranges), with the same analysis its keyword index
+// uses: Korean morphemes without their particles, Russian and English stems.
+function marked(text, spans) {
+  const chars = Array.from(text || "");
   const fragment = document.createDocumentFragment();
-  if (!pattern || !text) {
-    fragment.append(text || "");
-    return fragment;
-  }
   let at = 0;
-  for (const match of text.matchAll(pattern)) {
-    fragment.append(text.slice(at, match.index), el("mark", {}, match[0]));
-    at = match.index + match[0].length;
+  for (const [start, end] of [...(spans || [])].sort((a, b) => a[0] - b[0])) {
+    if (start < at) continue;
+    fragment.append(chars.slice(at, start).join(""), el("mark", {}, chars.slice(start, end).join("")));
+    at = end;
   }
-  fragment.append(text.slice(at));
+  fragment.append(chars.slice(at).join(""));
   return fragment;
 }
 
@@ -118,7 +92,6 @@ function playClip(hit) {
   showPlayer(hit.recording_id, hit.title);
   playing.offset = Math.max(0, hit.start - CLIP_MARGIN);
   player.dataset.clipStart = String(hit.start);
-  player.dataset.clipEnd = String(hit.end);
   delete player.dataset.media;
   player.src = `${hit.clip_url}&margin=${CLIP_MARGIN}`;
   player.play().catch(() => {});
@@ -128,7 +101,6 @@ function playFrom(recording, seconds) {
   showPlayer(recording.id, recording.title);
   playing.offset = 0;
   delete player.dataset.clipStart;
-  delete player.dataset.clipEnd;
   const seek = () => {
     player.currentTime = seconds;
     player.play().catch(() => {});
@@ -158,17 +130,17 @@ async function search(query, lang) {
   const params = new URLSearchParams({ q: query, k: "20" });
   if (lang) params.set("lang", lang);
   history.replaceState(null, "", `?${params}`);
-  lastQuery = query;
   $("#status").textContent = "Searching…";
   const started = performance.now();
   try {
     const hits = await api(`search?${params}`);
     const groups = groupByRecording(hits);
     const ms = Math.round(performance.now() - started);
+    const count = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
     $("#status").textContent = hits.length
-      ? `${hits.length} ${hits.length === 1 ? "passage" : "passages"} in ${groups.size} ${groups.size === 1 ? "recording" : "recordings"} (${ms} ms)`
+      ? `${count(hits.length, "passage")} in ${count(groups.size, "recording")} (${ms} ms)`
       : "Nothing found. Try other words or another language.";
-    renderResults(groups, queryPattern(query));
+    renderResults(groups);
   } catch (error) {
     $("#status").textContent = `Search failed: ${error.message}`;
   }
@@ -183,7 +155,7 @@ function groupByRecording(hits) {
   return groups;
 }
 
-function renderResults(groups, pattern) {
+function renderResults(groups) {
   const results = $("#results");
   results.replaceChildren();
   for (const [recordingId, hits] of groups) {
@@ -195,14 +167,14 @@ function renderResults(groups, pattern) {
         el("span", { className: "muted" }, aboutRecording(recordingsById.get(recordingId))),
         el("button", { type: "button", className: "link open-transcript",
           onclick: () => openTranscript(recordingId, first) }, "Transcript")),
-      el("ol", { className: "hits" }, ...hits.map((hit) => renderHit(hit, pattern)))));
+      el("ol", { className: "hits" }, ...hits.map(renderHit))));
   }
 }
 
-function renderHit(hit, pattern) {
+function renderHit(hit) {
   const quote = `“${hit.text}” — ${hit.title}, ${mmss(hit.start)}`;
   const translation = hit.translation && hit.language !== "en"
-    ? el("p", { className: "translation", lang: "en" }, highlighted(hit.translation, pattern)) : null;
+    ? el("p", { className: "translation", lang: "en" }, marked(hit.translation, hit.translation_highlights)) : null;
   return el("li", { className: "hit", "data-start": hit.start, "data-end": hit.end },
     el("div", { className: "hit-head" },
       el("button", { type: "button", className: "play", disabled: !hit.clip_url,
@@ -212,7 +184,7 @@ function renderHit(hit, pattern) {
         onclick: () => openTranscript(hit.recording_id, hit) }, `${mmss(hit.start)}–${mmss(hit.end)}`),
       el("button", { type: "button", className: "copy", title: "Copy the quote with title and time",
         onclick: (event) => copyQuote(quote, event.currentTarget) }, "Copy quote")),
-    el("blockquote", { className: "quote", lang: hit.language }, highlighted(hit.text, pattern)),
+    el("blockquote", { className: "quote", lang: hit.language }, marked(hit.text, hit.highlights)),
     translation);
 }
 
@@ -241,7 +213,6 @@ async function openTranscript(recordingId, focus = null) {
     return;
   }
   openTranscriptId = recording.id;
-  const pattern = queryPattern(lastQuery);
   $("#transcript-title").textContent = recording.title;
   $("#transcript-title").lang = recording.language;
   $("#transcript-meta").textContent = [languageName(recording.language), mmss(recording.duration), aboutRecording(recording)]
@@ -253,9 +224,9 @@ async function openTranscript(recordingId, focus = null) {
         title: recording.media_url ? "Play from here" : "No audio: imported from a transcript",
         onclick: () => playFrom(recording, segment.start) }, mmss(segment.start)),
       el("div", {},
-        el("p", { lang: segment.language }, highlighted(segment.text, pattern)),
+        el("p", { lang: segment.language }, segment.text),
         segment.translation && segment.language !== "en"
-          ? el("p", { className: "translation", lang: "en" }, highlighted(segment.translation, pattern)) : null));
+          ? el("p", { className: "translation", lang: "en" }, segment.translation) : null));
   });
   $("#segments").replaceChildren(...segments);
   const panel = $("#transcript");
@@ -326,12 +297,14 @@ function upload(form) {
   request.open("POST", isTranscript ? "recordings/import" : "recordings");
   if (apiKey()) request.setRequestHeader("X-API-Key", apiKey());
   request.upload.addEventListener("progress", (event) => {
-    if (event.lengthComputable) showJob(event.loaded / event.total, `Uploading ${file.name}… ${Math.round(100 * event.loaded / event.total)}%`);
+    if (!event.lengthComputable) return;
+    const sent = event.loaded / event.total;
+    showJob(sent, `Uploading ${file.name}… ${Math.round(100 * sent)}%`);
   });
   request.addEventListener("load", () => {
-    const body = JSON.parse(request.responseText || "{}");
+    const body = request.getResponseHeader("content-type")?.includes("json") ? JSON.parse(request.responseText) : null;
     if (request.status === 202) watchJob(body.id);
-    else showJob(0, `Upload refused (${request.status}): ${body.detail || request.statusText}`, "failed");
+    else showJob(0, `Upload refused (${request.status}): ${problem(body, request.statusText)}`, "failed");
   });
   request.addEventListener("error", () => showJob(0, "Upload failed: the server could not be reached", "failed"));
   showJob(0, `Uploading ${file.name}…`);
@@ -339,7 +312,10 @@ function upload(form) {
 }
 
 function showJob(progress, text, state = "running") {
-  $("#job").hidden = false;
+  if ($("#job").hidden) {
+    $("#job").hidden = false;
+    $("#job").scrollIntoView({ block: "nearest" });
+  }
   $("#job").dataset.state = state;
   $("#job-progress").value = progress;
   $("#job-status").textContent = text;
@@ -353,16 +329,16 @@ async function watchJob(jobId) {
     showJob(0, `Lost track of the job: ${error.message}`, "failed");
     return;
   }
-  const percent = `${Math.round(100 * job.progress)}%`;
   if (job.state === "done") {
     showJob(1, job.note || `${job.filename} is searchable now.`, "done");
-    refreshLibrary();
+    refreshLibrary().then(() => $("#job").scrollIntoView({ block: "nearest" }));
     if (job.recording_id) $("#job-status").append(" ", el("button", { type: "button", className: "link",
       onclick: () => openTranscript(job.recording_id) }, "Open transcript"));
   } else if (job.state === "failed") {
     showJob(job.progress, `${job.filename}: ${job.error}`, "failed");
   } else {
-    showJob(job.progress, job.state === "queued" ? `${job.filename}: waiting for the job before it` : `${job.filename}: transcribing… ${percent}`);
+    const doing = job.state === "queued" ? "waiting for the job before it" : `transcribing… ${Math.round(100 * job.progress)}%`;
+    showJob(job.progress, `${job.filename}: ${doing}`);
     setTimeout(() => watchJob(jobId), 1000);
   }
 }
@@ -380,6 +356,7 @@ $("#upload-form").addEventListener("submit", (event) => {
 });
 
 $("#api-key").value = apiKey();
+if (apiKey()) rememberKey(apiKey()); // renews the session cookie that <audio> requests carry
 $("#api-key").addEventListener("change", (event) => rememberKey(event.currentTarget.value.trim()));
 
 (async function start() {
