@@ -68,7 +68,7 @@ class Backend:
     def __init__(self, settings: Settings, service: Talksearch):
         self.settings = settings
         self.service = service
-        self.media_dir = (service.library.folder / "media").resolve()
+        self.media_dir = service.media_dir
         self.jobs: JobStore | None = None
         self.runner: JobRunner | None = None
 
@@ -150,7 +150,7 @@ def writer(request: Request, key: Annotated[str | None, Security(_key_header)] =
 def reader(request: Request, key: Annotated[str | None, Security(_key_header)] = None,
            bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None) -> None:
     """Reads are open unless the server is configured to protect them."""
-    if getattr(request.app.state.backend.settings, "protect_reads", False):
+    if request.app.state.backend.settings.protect_reads:
         _check_key(request, key or (bearer.credentials if bearer else None) or request.cookies.get(KEY_COOKIE), "read")
 
 
@@ -491,9 +491,6 @@ def edit(request: Request, recording_id: Id, changes: RecordingMetadata, b: Back
                responses=UNKNOWN)
 def delete(recording_id: Id, b: Backend = Depends(backend)) -> dict:
     gone = b.service.delete(b.recording(recording_id).id)
-    source = Path(gone.source)
-    if source.parent == b.media_dir:  # an upload the library owns; files ingested from elsewhere stay
-        source.unlink(missing_ok=True)
     return {"id": gone.id, "title": gone.title, "deleted": True}
 
 

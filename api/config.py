@@ -25,6 +25,8 @@ class Settings:
     device: str = "cpu"
     # HTTP API
     api_key: str | None = None
+    # Also require the key for searches, transcripts and media (a private archive on a shared server).
+    protect_reads: bool = False
     max_upload_mb: int = 500
     host: str = "127.0.0.1"
     port: int = 8000

@@ -10,7 +10,7 @@ from typing import Callable
 
 from index.embedder import Embedder, EmbedderSettings
 from index.library import Hit, Library, LibraryError
-from index.ranking import SearchFilters
+from index.ranking import SearchFilters, iso_date
 from ingest.align import attach
 from ingest.chunking import chunk_transcript
 from ingest.errors import MediaError, TalksearchError
@@ -34,6 +34,10 @@ class Metadata:
     session: str | None = None
     speaker: str | None = None
     date: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.date is not None:
+            iso_date(self.date)
 
 
 @dataclass
@@ -126,11 +130,22 @@ class Talksearch:
         recording, transcript = self.recording(ref)
         return write_transcript(transcript, fmt, {"recording_id": recording.id, "title": recording.title})
 
+    @property
+    def media_dir(self) -> Path:
+        """Where the library keeps media it owns (uploads); deleting a recording removes its file there."""
+        return (self.library.folder / "media").resolve()
+
     def delete(self, ref: str) -> Recording:
-        return self.library.delete(ref)
+        gone = self.library.delete(ref)
+        source = Path(gone.source)
+        if source.parent == self.media_dir:  # files ingested from elsewhere belong to the user and stay
+            source.unlink(missing_ok=True)
+        return gone
 
     def edit(self, ref: str, **changes: str | None) -> Recording:
         """Set metadata after ingest (title, event, session, speaker, date, language); None leaves a field."""
+        if changes.get("date") is not None:
+            iso_date(changes["date"])
         recording = self.library.resolve(ref)
         self.library.store.update(recording.id, {k: v for k, v in changes.items() if v is not None})
         return self.library.store.recording(recording.id)

@@ -164,10 +164,16 @@ class Catalog:
         unknown = set(changes) - set(self.EDITABLE)
         if unknown:
             raise ValueError(f"cannot edit {', '.join(sorted(unknown))}; editable: {', '.join(self.EDITABLE)}")
-        if changes:
-            with self._lock:
-                self._db.execute(f"UPDATE recordings SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
-                                 [*changes.values(), recording_id])
+        if not changes:
+            return
+        with self.transaction():
+            if "language" in changes:  # a corrected language applies to the speech labelled with the old one
+                old = self._db.execute("SELECT language FROM recordings WHERE id = ?", (recording_id,)).fetchone()
+                for table in ("segments", "chunks"):
+                    self._db.execute(f"UPDATE {table} SET language = ? WHERE recording_id = ? AND language = ?",
+                                     (changes["language"], recording_id, old["language"] if old else None))
+            self._db.execute(f"UPDATE recordings SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
+                             [*changes.values(), recording_id])
 
     def delete(self, recording_id: str) -> list[int]:
         """Remove a recording and all rows hanging off it; returns the chunk ids it had.

@@ -8,7 +8,8 @@ Query file: JSON Lines, one object per line (blank lines and lines starting with
     {"query": "...", "source": "talk.opus", "start": 4.2, "end": 9.9, "tags": ["en", "same-language"]}
     {"query": "...", "answers": [{"source": "a.flac", "start": 1, "end": 3}, {...}], "tags": [...]}
 
-``source`` is the basename of the recording's media (or transcript) file. ``answers`` lists
+``source`` is the basename of the recording's media (or transcript) file; a hit is right when it
+comes from that file and overlaps the span (see ``Span.matches``). ``answers`` lists
 alternative right answers (the same prompt recorded in two languages): finding any one of them
 is a hit. A query wrapped in double quotes is an exact quote and always gets the ``quote`` tag.
 """
@@ -22,6 +23,7 @@ from typing import Iterable, Protocol
 
 RECALL_CUTOFFS = (1, 5, 10)
 NDCG_CUTOFF = 10
+MIN_OVERLAP = 1.0  # seconds; labels are padded by 0.5 s each side, so grazing a neighbour stays below this
 # Subsets reported first, in this order; any other tag follows alphabetically.
 SUBSET_ORDER = ("all", "same-language", "cross-lingual", "quote", "name-number", "en", "ru", "ko")
 
@@ -46,8 +48,12 @@ class Span:
         return Path(hit.source).name == self.source
 
     def matches(self, hit: Located) -> bool:
-        """Right recording and the hit's time range touches the labelled span."""
-        return self.same_recording(hit) and hit.start <= self.end and hit.end >= self.start
+        """Right recording, and the hit shares at least ``MIN_OVERLAP`` seconds with the span (or
+        all of the shorter of the two): a neighbouring sentence grazing the label's padding is
+        not the answer."""
+        shared = min(hit.end, self.end) - max(hit.start, self.start)
+        shorter = min(hit.end - hit.start, self.end - self.start)
+        return self.same_recording(hit) and shared >= min(MIN_OVERLAP, shorter)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ so the model that built a library is recorded and checked on every write and sea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from ingest.chunking import Sentence, sentences
 from ingest.errors import TalksearchError
 from ingest.records import Chunk, Recording, Transcript
 
+from .catalog import Catalog
 from .centering import RECIPE, LanguageCentering
 from .embedder import Embedder
 from .quotes import contains, locate, quoted
@@ -61,23 +63,26 @@ class Library:
         # How many hits without shared words get their span narrowed by meaning (costs an embedding batch).
         self.focus_by_meaning = 3
         self._store = store
+        self._opening = threading.Lock()  # the API's request and job threads may both open it first
 
     @property
     def store(self) -> Store:
         """Opened on first use: listing or deleting never needs the embedding model loaded,
         unless the library is new and its vector size is not yet known."""
-        if self._store is None:
-            known = None
-            catalog = self.folder / "catalog.sqlite"
-            if catalog.exists():
-                from .catalog import Catalog
-
-                probe = Catalog(catalog)
-                known = probe.get_meta("dimension")
-                probe.close()
-            dimension = int(known) if known else self.embedder.dimension
-            self._store = FaissSqliteStore(self.folder, dimension)
+        with self._opening:
+            if self._store is None:
+                self._store = self._open()
         return self._store
+
+    def _open(self) -> Store:
+        known = None
+        catalog = self.folder / "catalog.sqlite"
+        if catalog.exists():
+            probe = Catalog(catalog)
+            known = probe.get_meta("dimension")
+            probe.close()
+        dimension = int(known) if known else self.embedder.dimension
+        return FaissSqliteStore(self.folder, dimension)
 
     # -- identity ---------------------------------------------------------------------------
     def check_model(self) -> None:

@@ -2,12 +2,22 @@
 and folding of overlapping chunks into one hit."""
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from ingest.records import Chunk, Recording
 
 # Reciprocal-rank-fusion constant from Cormack et al.; large enough that rank 1 and 2 are close.
 RRF_K = 60
+
+
+def iso_date(value: str) -> str:
+    """Dates are compared as text, so they must be YYYY-MM-DD; anything else is refused early."""
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"dates are written YYYY-MM-DD, not {value!r}") from None
+    return value
 
 
 @dataclass
@@ -21,6 +31,11 @@ class SearchFilters:
     speaker: str | None = None
     date_from: str | None = None
     date_to: str | None = None
+
+    def __post_init__(self) -> None:
+        for bound in (self.date_from, self.date_to):
+            if bound is not None:
+                iso_date(bound)
 
     def admits_recording(self, recording: Recording) -> bool:
         same = lambda wanted, value: wanted is None or (value or "").casefold() == wanted.casefold()  # noqa: E731

@@ -63,10 +63,7 @@ def encode_clip(path: Path, start: float, end: float, fmt: str = "ogg") -> bytes
     if end <= start:
         raise MediaError(f"clip end ({end}) must be after its start ({start})")
     container_fmt, codec, rate = codecs[fmt]
-    samples = decode_audio(str(path), sampling_rate=rate)
-    span = samples[int(start * rate): int(end * rate)]
-    if span.size == 0:
-        raise MediaError(f"clip {start:.2f}-{end:.2f}s is outside the recording")
+    span = decode_span(path, start, end, rate)
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=container_fmt) as out:
         stream = out.add_stream(codec, rate=rate, layout="mono")
@@ -84,3 +81,32 @@ def encode_clip(path: Path, start: float, end: float, fmt: str = "ogg") -> bytes
         for packet in stream.encode(None):
             out.mux(packet)
     return buffer.getvalue()
+
+
+def decode_span(path: Path, start: float, end: float, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Mono float samples of [start, end) only: seek shortly before the span and decode just it,
+    so a clip from a two-hour talk costs what the clip costs. Cut on samples, not packets."""
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+    pieces: list[np.ndarray] = []
+    origin: float | None = None
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            stream = container.streams.audio[0]
+            if start > 2.0:
+                container.seek(int((start - 2.0) * av.time_base))
+            for frame in container.decode(stream):
+                if frame.time is None:
+                    continue
+                if origin is None:
+                    origin = frame.time
+                if frame.time > end + 1.0:
+                    break
+                pieces += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
+            pieces += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    except (av.error.FFmpegError, IndexError) as exc:
+        raise MediaError(f"{path}: cannot decode as audio ({exc})") from exc
+    if origin is None or not pieces:
+        return np.zeros(0, dtype=np.float32)
+    samples = np.concatenate(pieces)
+    first = max(0, int(round((start - origin) * rate)))
+    return samples[first: max(first, int(round((end - origin) * rate)))]

@@ -239,7 +239,7 @@ def test_without_a_key_only_this_machine_may_write(app, client, monkeypatch):
 
 
 def test_reads_can_be_protected_too(app, anonymous, monkeypatch):
-    monkeypatch.setattr(app.state.backend.settings, "protect_reads", True, raising=False)
+    monkeypatch.setattr(app.state.backend.settings, "protect_reads", True)
     assert anonymous.get("/search", params={"q": "city"}).status_code == 401
     assert anonymous.get("/recordings", headers={"X-API-Key": "guess"}).status_code == 403
     assert anonymous.get("/recordings", headers={"X-API-Key": API_KEY}).status_code == 200

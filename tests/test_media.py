@@ -62,3 +62,19 @@ def test_clip_outside_the_recording_or_backwards(tmp_path):
         encode_clip(DEMO / "en_5g_pilots.opus", 5, 4)
     with pytest.raises(MediaError, match="unsupported clip format"):
         encode_clip(DEMO / "en_5g_pilots.opus", 1, 2, "flac")
+
+
+def test_span_decoding_after_a_seek_matches_the_full_decode():
+    """Clips decode only their span (seeking first); the samples must be the same ones."""
+    from faster_whisper.audio import decode_audio
+
+    from ingest.media import decode_span
+
+    path = DEMO / "ru_cybersecurity.opus"
+    full = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+    for start, end in [(0.4, 2.0), (17.3, 21.9), (33.0, 38.5)]:
+        part = decode_span(path, start, end)
+        reference = full[int(start * SAMPLE_RATE): int(end * SAMPLE_RATE)]
+        assert abs(part.size - reference.size) <= 1
+        n = min(part.size, reference.size)
+        assert np.corrcoef(part[:n], reference[:n])[0, 1] > 0.99
