@@ -64,6 +64,8 @@ def encode_clip(path: Path, start: float, end: float, fmt: str = "ogg") -> bytes
         raise MediaError(f"clip end ({end}) must be after its start ({start})")
     container_fmt, codec, rate = codecs[fmt]
     span = decode_span(path, start, end, rate)
+    if span.size == 0:
+        raise MediaError(f"clip {start:.2f}-{end:.2f}s is outside the recording")
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=container_fmt) as out:
         stream = out.add_stream(codec, rate=rate, layout="mono")
