@@ -21,6 +21,8 @@ class Settings:
     whisper_model: str = DEFAULT_WHISPER
     embed_model: str = DEFAULT_EMBEDDER
     beam_size: int = 5
+    # Weight of keyword evidence against the vector ranking in hybrid search (0 = vectors alone).
+    lexical_weight: float = 1.0
     translate: bool = True
     device: str = "cpu"
     # HTTP API
@@ -49,6 +51,11 @@ class Settings:
 def _coerce(name: str, raw: str, current):
     if isinstance(current, bool):
         return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(current, float):
+        try:
+            return float(raw)
+        except ValueError as exc:
+            raise ValueError(f"TALKSEARCH_{name.upper()} must be a number, not {raw!r}") from exc
     if isinstance(current, int):
         try:
             return int(raw)

@@ -10,7 +10,7 @@ from typing import Callable
 
 from index.embedder import Embedder, EmbedderSettings
 from index.library import Hit, Library, LibraryError
-from index.ranking import SearchFilters, iso_date
+from index.ranking import FusionSettings, SearchFilters, iso_date
 from ingest.align import attach
 from ingest.chunking import chunk_transcript
 from ingest.errors import MediaError, TalksearchError
@@ -58,7 +58,7 @@ class Talksearch:
                                                        device=settings.device, beam_size=settings.beam_size))
         self.embedder = Embedder(EmbedderSettings(model=settings.embed_model, cache_dir=settings.models_dir,
                                                   device=settings.device))
-        self.library = Library(settings.library, self.embedder)
+        self.library = Library(settings.library, self.embedder, fusion=FusionSettings(lexical_weight=settings.lexical_weight))
 
     def warm_up(self) -> None:
         self.transcriber.warm_up()
