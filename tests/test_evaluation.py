@@ -1,0 +1,152 @@
+"""The eval command's arithmetic on a tiny hand-computed example, query-file errors, subsets,
+and ``run_eval`` end to end with a fake service (no models)."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+
+import api.evaluate
+from index.evaluation import Judgement, LabelledQuery, Span, aggregate, judge, load_queries, parse_query, scores, subsets
+
+
+def hit(source: str, start: float, end: float) -> SimpleNamespace:
+    return SimpleNamespace(source=f"/media/talks/{source}", start=start, end=end)
+
+
+LABELS = [
+    LabelledQuery("q1", (Span("a.opus", 10, 20),), ("same-language", "en")),
+    LabelledQuery("q2", (Span("a.opus", 0, 5),), ("cross-lingual", "ru")),
+    parse_query({"query": '"q three"', "answers": [{"source": "c.flac", "start": 0, "end": 3},
+                                                   {"source": "d.flac", "start": 5, "end": 9}], "tags": ["same-language", "ko"]}),
+    LabelledQuery("q4", (Span("a.opus", 0, 5),), ("cross-lingual", "en")),
+]
+HITS = [
+    # right recording at 2 but the wrong time; right span at 3
+    [hit("b.opus", 10, 20), hit("a.opus", 30, 40), hit("a.opus", 15, 25)],
+    [hit("a.opus", 4, 8)],
+    # an alternative answer: c.flac at the wrong time still counts for rec-R@1; d.flac shares 1 s
+    [hit("c.flac", 10, 12), hit("d.flac", 8, 10)],
+    [],
+]
+JUDGED = [judge(label, hits) for label, hits in zip(LABELS, HITS)]
+
+
+def test_judge_ranks_and_recording_at_1():
+    assert JUDGED == [Judgement(3, False), Judgement(1, True), Judgement(2, True), Judgement(None, False)]
+
+
+def test_overlap_must_be_real_not_a_graze():
+    span = Span("a.opus", 10, 20)
+    assert not span.matches(hit("a.opus", 20, 25))  # touching
+    assert not span.matches(hit("a.opus", 5, 10.5))  # neighbour sentence reaching into the padding
+    assert span.matches(hit("a.opus", 19, 30)) and span.matches(hit("a.opus", 12, 12.5))  # 1 s; all of a short hit
+    assert Span("a.opus", 3, 3).matches(hit("a.opus", 0, 5))  # a point label inside the hit
+    assert not span.matches(hit("b.opus", 10, 20))
+
+
+def test_scores_by_hand():
+    got = scores(JUDGED, k=10)
+    expected = {"R@1": 1 / 4, "R@5": 3 / 4, "R@10": 3 / 4, "MRR@10": (1 / 3 + 1 + 1 / 2) / 4,
+                "nDCG@10": (1 / 2 + 1 + 1 / math.log2(3)) / 4, "rec-R@1": 2 / 4}
+    assert got.keys() == expected.keys()
+    assert all(got[m] == pytest.approx(expected[m]) for m in expected)
+
+
+def test_shallow_k_cuts_ranks_beyond_it():
+    got = scores(JUDGED, k=2)
+    assert list(got) == ["R@1", "R@2", "MRR@2", "nDCG@2", "rec-R@1"]
+    assert got["R@2"] == pytest.approx(0.5) and got["MRR@2"] == pytest.approx(1.5 / 4)
+    assert got["nDCG@2"] == pytest.approx((1 + 1 / math.log2(3)) / 4)
+
+
+def test_subsets_and_aggregation():
+    assert LABELS[2].tags == ("same-language", "ko", "quote")  # quoted text is tagged automatically
+    assert subsets(LABELS) == {"all": [0, 1, 2, 3], "same-language": [0, 2], "cross-lingual": [1, 3], "quote": [2],
+                               "en": [0, 3], "ru": [1], "ko": [2]}
+    per = aggregate(LABELS, JUDGED, k=10)
+    assert per["cross-lingual"]["R@1"] == pytest.approx(0.5) and per["cross-lingual"]["MRR@10"] == pytest.approx(0.5)
+    assert per["same-language"]["MRR@10"] == pytest.approx((1 / 3 + 1 / 2) / 2)
+    assert per["quote"]["R@5"] == 1.0 and per["en"]["rec-R@1"] == 0.0
+
+
+def test_empty_subset_scores_zero_not_error():
+    assert scores([], k=10)["MRR@10"] == 0.0
+
+
+@pytest.mark.parametrize("line, message", [
+    ("{not json", "not valid JSON"),
+    ('["a list"]', "expected a JSON object"),
+    ('{"query": "", "source": "a.opus", "start": 0, "end": 1}', "'query' must be a non-empty string"),
+    ('{"query": "q", "start": 0, "end": 1}', "missing 'source'"),
+    ('{"query": "q", "source": "a.opus", "start": "x", "end": 1}', "numbers of seconds"),
+    ('{"query": "q", "source": "a.opus", "start": 5, "end": 1}', "start <= end"),
+    ('{"query": "q", "source": "dir/a.opus", "start": 0, "end": 1}', "file name"),
+    ('{"query": "q", "answers": [], "tags": []}', "non-empty list"),
+    ('{"query": "q", "answers": [{"source": "a.opus", "start": 0}]}', "answer 1: missing 'end'"),
+    ('{"query": "q", "source": "a.opus", "start": 0, "end": 1, "tags": "en"}', "list of strings"),
+    ('{"query": "q", "source": "a.opus", "start": 0, "end": 1, "tags": ["quote"]}', "not wrapped in double quotes"),
+    ('{"query": "q", "source": "a.opus", "start": 0, "end": 1, "tags": ["same-language", "cross-lingual"]}', "not both"),
+])
+def test_load_errors_name_the_line(tmp_path, line, message):
+    path = tmp_path / "q.jsonl"
+    path.write_text('# comment\n{"query": "ok", "source": "a.opus", "start": 0, "end": 1}\n\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=f"q.jsonl:4[:,] .*{message}"):
+        load_queries(path)
+
+
+def test_load_missing_and_empty_files(tmp_path):
+    with pytest.raises(ValueError, match="cannot read"):
+        load_queries(tmp_path / "absent.jsonl")
+    (tmp_path / "empty.jsonl").write_text("\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no queries"):
+        load_queries(tmp_path / "empty.jsonl")
+
+
+class FakeApp:
+    """Answers each query with its fixed hits; the lexical mode is 'not implemented yet'."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.by_query = {label.query: hits for label, hits in zip(LABELS, HITS)}
+
+    def recordings(self):
+        return [SimpleNamespace(source=f"/media/talks/{name}") for name in ("a.opus", "b.opus", "c.flac", "d.flac")]
+
+    def search(self, query, k, language=None, recordings=None, mode="hybrid"):
+        if mode == "lexical":
+            raise NotImplementedError("lexical search is not there yet")
+        return self.by_query[query][:k]
+
+
+@pytest.fixture
+def queries_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(api.evaluate, "Talksearch", FakeApp)
+    path = tmp_path / "dev.jsonl"
+    rows = [{"query": label.query, "answers": [vars(a) for a in label.answers], "tags": list(label.tags)} for label in LABELS]
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    return path
+
+
+def eval_args(path, **extra) -> argparse.Namespace:
+    return argparse.Namespace(**{"queries": path, "k": 10, "modes": "dense,lexical", "json": True, **extra})
+
+
+def test_run_eval_json(queries_file, capsys):
+    assert api.evaluate.run_eval(SimpleNamespace(library="lib"), eval_args(queries_file)) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["queries"] == 4 and result["subsets"]["cross-lingual"] == 2
+    assert result["modes"]["lexical"] == {"available": False, "error": "NotImplementedError: lexical search is not there yet"}
+    assert result["modes"]["dense"]["metrics"]["all"]["MRR@10"] == pytest.approx(11 / 24)
+    assert [q["rank"]["dense"] for q in result["per_query"]] == [3, 1, 2, None]
+
+
+def test_run_eval_table_and_bad_modes(queries_file, capsys):
+    assert api.evaluate.run_eval(SimpleNamespace(library="lib"), eval_args(queries_file, json=False, modes="dense")) == 0
+    out = capsys.readouterr().out
+    assert "cross-lingual" in out and "0.458" in out and "mean search latency" in out
+    with pytest.raises(ValueError, match="unknown mode"):
+        api.evaluate.run_eval(SimpleNamespace(library="lib"), eval_args(queries_file, modes="dense,bm25"))
