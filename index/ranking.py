@@ -50,14 +50,17 @@ class SearchFilters:
 class FusionSettings:
     """How keyword evidence joins the vector ranking.
 
-    A keyword hit counts in proportion to the share of query terms it holds, and only when its
-    BM25 score is within ``floor`` of the best keyword hit: a chunk that shares one common word
-    with the query must not outvote the vector ranking, which is what carries cross-lingual
-    queries (measured: unweighted fusion lowered cross-lingual recall@10 from 0.91 to 0.77).
+    A keyword hit counts in proportion to the share of query terms it holds, only when it holds
+    at least ``min_coverage`` of them, and only when its BM25 score is within ``floor`` of the
+    best keyword hit: a chunk that shares one word ("5G", a name) with the query must not outvote
+    the vector ranking, which is what carries cross-lingual queries. On the development set
+    (tests/eval) fusion without the coverage rule lost to dense alone (MRR 0.82 vs 0.88, cross-
+    lingual 0.72 vs 0.84); with it, hybrid leads overall and equals dense on cross-lingual queries.
     """
 
     lexical_weight: float = 1.0
     floor: float = 0.3
+    min_coverage: float = 0.5
 
 
 def fuse(dense: list[tuple[Chunk, float]], lexical: list[tuple[Chunk, float, float]],
@@ -70,7 +73,8 @@ def fuse(dense: list[tuple[Chunk, float]], lexical: list[tuple[Chunk, float, flo
         chunks[chunk.id] = chunk
         scores[chunk.id] = 1.0 / (RRF_K + rank + 1)
     top = lexical[0][1] if lexical else 0.0
-    kept = [(chunk, coverage) for chunk, score, coverage in lexical if score >= settings.floor * top]
+    kept = [(chunk, coverage) for chunk, score, coverage in lexical
+            if score >= settings.floor * top and coverage >= settings.min_coverage]
     for rank, (chunk, coverage) in enumerate(kept):
         chunks.setdefault(chunk.id, chunk)
         scores[chunk.id] = scores.get(chunk.id, 0.0) + settings.lexical_weight * coverage / (RRF_K + rank + 1)

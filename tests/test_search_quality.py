@@ -87,12 +87,13 @@ def chunk(i: int) -> Chunk:
 
 def test_fusion_adds_keyword_evidence_in_proportion_to_coverage():
     dense = [(chunk(1), 0.9), (chunk(2), 0.8), (chunk(3), 0.7)]
-    lexical = [(chunk(3), 12.0, 1.0), (chunk(2), 11.0, 0.2), (chunk(4), 2.0, 1.0)]
-    fused = fuse(dense, lexical, FusionSettings(lexical_weight=1.0, floor=0.3))
+    lexical = [(chunk(3), 12.0, 1.0), (chunk(2), 11.0, 0.6), (chunk(5), 10.0, 0.2), (chunk(4), 2.0, 1.0)]
+    fused = fuse(dense, lexical, FusionSettings(lexical_weight=1.0, floor=0.3, min_coverage=0.5))
     assert [c.id for c, _ in fused] == [3, 2, 1]          # keyword support lifts 3 and 2 over 1
     assert 4 not in [c.id for c, _ in fused]              # below the relative floor
+    assert 5 not in [c.id for c, _ in fused]              # holds too few of the query terms
     assert fused[0][1] == pytest.approx(1 / 63 + 1 / 61)
-    assert fused[1][1] == pytest.approx(1 / 62 + 0.2 / 62)  # 2 holds a fifth of the query terms
+    assert fused[1][1] == pytest.approx(1 / 62 + 0.6 / 62)  # 2 holds 60 % of the query terms
     dense_only = fuse(dense, [], FusionSettings())
     assert [c.id for c, _ in dense_only] == [1, 2, 3]
 
