@@ -62,6 +62,8 @@ class Library:
         self.centering = LanguageCentering(embedder)
         # How many hits without shared words get their span narrowed by meaning (costs an embedding batch).
         self.focus_by_meaning = 3
+        # A neighbour whose similarity is this close to the best sentence's stays in the clip.
+        self.focus_margin = 0.06
         self._store = store
         self._opening = threading.Lock()  # the API's request and job threads may both open it first
 
@@ -240,10 +242,22 @@ class Library:
             similarity = self.centering.passages([u.text for u in candidates], [u.language for u in candidates]) @ vector
             offset = 0
             for i, units in by_meaning:
-                best = units[int(np.argmax(similarity[offset: offset + len(units)]))]
-                spans[i] = (best.start, best.end)
+                spans[i] = _closest(units, similarity[offset: offset + len(units)], self.focus_margin)
                 offset += len(units)
         return spans
 
     def _marks(self, text: str, terms: set[str]) -> list[list[int]]:
         return [[t.start, t.end] for t in self.store.analyzer.terms(text) if t.text in terms]
+
+
+def _closest(units: list[Sentence], similarity: np.ndarray, margin: float) -> tuple[float, float]:
+    """Span of the most similar sentence, widened to a neighbour that is nearly as similar:
+    meaning is a weaker signal than shared words, so a close call keeps both sentences."""
+    best = int(np.argmax(similarity))
+    lo = hi = best
+    neighbours = [j for j in (best - 1, best + 1) if 0 <= j < len(units)]
+    if neighbours:
+        runner = max(neighbours, key=lambda j: similarity[j])
+        if similarity[best] - similarity[runner] <= margin:
+            lo, hi = min(best, runner), max(best, runner)
+    return units[lo].start, units[hi].end
