@@ -140,3 +140,26 @@ def test_console_script_runs_as_a_program(imported_library):
                             capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "대중교통" in result.stdout and "hits in" in result.stdout
+
+
+def test_edit_metadata_then_filter_by_it(imported_library, capsys, tmp_path):
+    copy = tmp_path / "lib"
+    shutil.copytree(imported_library, copy)
+    code, out, _ = run_cli(capsys, "edit", "디지털 플랫폼", "--event", "Forum 2026", "--date", "2026-03-19", "--library", str(copy))
+    assert code == 0 and "Forum 2026" in out
+    code, out, _ = run_cli(capsys, "search", "parking", "--event", "forum 2026", "--from", "2026-01-01", "--json", "--library", str(copy))
+    assert code == 0 and json.loads(out)
+    code, out, _ = run_cli(capsys, "search", "parking", "--to", "2025-12-31", "--json", "--library", str(copy))
+    assert code == 0 and json.loads(out) == []
+    code, _, err = run_cli(capsys, "edit", "디지털 플랫폼", "--date", "March 2026", "--library", str(copy))
+    assert code == 1 and "YYYY-MM-DD" in err
+
+
+def test_quoted_search_and_modes_from_the_command_line(imported_library, capsys):
+    code, out, _ = run_cli(capsys, "search", '"실시간 주차 정보도"', "--json", "--library", str(imported_library))
+    [hit] = json.loads(out)
+    assert code == 0 and hit["text"].startswith("실시간 주차 정보도")
+    code, out, _ = run_cli(capsys, "search", "주차를", "--mode", "lexical", "--json", "--library", str(imported_library))
+    hits = json.loads(out)
+    assert code == 0 and "주차" in hits[0]["text"]
+    assert [hits[0]["text"][a:b] for a, b in hits[0]["highlights"]] == ["주차", "주차"]
