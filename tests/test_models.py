@@ -1,4 +1,5 @@
-"""Assembling whisper base from its two PyPI halves, and refusing damaged or missing models."""
+"""Model assembly and loading: whisper base joined from its two PyPI halves, and clear errors for
+missing or damaged models."""
 import pytest
 
 from ingest.errors import ModelError
@@ -29,3 +30,11 @@ def test_missing_model_is_a_clear_error(tmp_path):
     transcriber = Transcriber(WhisperSettings(model=str(tmp_path / "no-such-model-dir"), cache_dir=tmp_path))
     with pytest.raises(ModelError, match="cannot load whisper model"):
         transcriber.warm_up()
+
+
+def test_missing_embedding_model_is_a_clear_error(tmp_path):
+    from index.embedder import Embedder, EmbedderSettings
+
+    embedder = Embedder(EmbedderSettings(model=str(tmp_path / "no-such-embedding-model"), cache_dir=tmp_path))
+    with pytest.raises(ModelError, match="cannot load embedding model"):
+        embedder.warm_up()
