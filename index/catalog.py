@@ -38,6 +38,9 @@ CREATE TABLE IF NOT EXISTS chunks (
     seq INTEGER NOT NULL, start REAL NOT NULL, "end" REAL NOT NULL, language TEXT NOT NULL,
     text TEXT NOT NULL, translation TEXT);
 CREATE INDEX IF NOT EXISTS chunks_by_recording ON chunks(recording_id);
+CREATE TABLE IF NOT EXISTS windows (
+    chunk_id INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE, view INTEGER NOT NULL,
+    start REAL NOT NULL, "end" REAL NOT NULL, PRIMARY KEY (chunk_id, view));
 CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(original, english, tokenize='unicode61 remove_diacritics 0');
 """
 _RECORDING_COLUMNS = [f.name for f in fields(Recording)]
@@ -141,6 +144,19 @@ class Catalog:
         self._db.executemany("DELETE FROM chunk_terms WHERE rowid = ?", [(i,) for i in ids])
         self._db.executemany("INSERT INTO chunk_terms(rowid, original, english) VALUES (?, ?, ?)",
                              [(i, original, english) for i, (original, english) in zip(ids, terms)])
+
+    def set_windows(self, chunk_ids: list[int], rows: list[tuple[int, int, float, float]]) -> None:
+        """Replace the window spans (chunk id, view, start, end) of these chunks."""
+        self._db.executemany("DELETE FROM windows WHERE chunk_id = ?", [(i,) for i in chunk_ids])
+        self._db.executemany('INSERT INTO windows(chunk_id, view, start, "end") VALUES (?, ?, ?, ?)', rows)
+
+    def window_spans(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[float, float]]:
+        """Spans of the given (chunk id, view) windows."""
+        if not keys:
+            return {}
+        marks = ",".join("(?, ?)" for _ in keys)
+        rows = self._rows(f'SELECT * FROM windows WHERE (chunk_id, view) IN (VALUES {marks})', tuple(x for key in keys for x in key))
+        return {(r["chunk_id"], r["view"]): (r["start"], r["end"]) for r in rows}
 
     def unindexed_chunks(self) -> list[Chunk]:
         """Chunks without keyword rows (a library made before keyword search, or repaired)."""

@@ -6,6 +6,7 @@ would implement the same Protocol without touching ingest or the API.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -15,7 +16,7 @@ from ingest.records import Chunk, Recording, Transcript
 
 from .catalog import Catalog
 from .lexical import Analyzer
-from .vectors import ENGLISH, ORIGINAL, VectorIndex, chunk_of, vector_id
+from .vectors import ENGLISH, ORIGINAL, VectorIndex, View, chunk_of, ids_of_chunks, vector_id, view_of
 
 
 class Store(Protocol):
@@ -24,10 +25,10 @@ class Store(Protocol):
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
     def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk],
-            original: np.ndarray, english: np.ndarray) -> None: ...
+            views: list[View], vectors: np.ndarray) -> None: ...
     def delete(self, recording_id: str) -> bool: ...
     def update(self, recording_id: str, changes: dict[str, str | None]) -> None: ...
-    def nearest(self, query: np.ndarray, k: int) -> list[tuple[Chunk, float]]: ...
+    def nearest(self, query: np.ndarray, k: int) -> list[tuple[Chunk, float, tuple[float, float] | None]]: ...
     def keyword(self, query: str, k: int) -> list[tuple[Chunk, float, float]]: ...
     def recordings(self) -> list[Recording]: ...
     def recording(self, recording_id: str) -> Recording | None: ...
@@ -36,7 +37,7 @@ class Store(Protocol):
     def transcript(self, recording_id: str) -> Transcript | None: ...
     def passage(self, recording_id: str, start: float, end: float) -> Transcript: ...
     def all_chunks(self) -> list[Chunk]: ...
-    def replace_vectors(self, chunk_ids: list[int], original: np.ndarray, english: np.ndarray) -> None: ...
+    def replace_vectors(self, chunk_ids: list[int], views: list[View], vectors: np.ndarray) -> None: ...
     def counts(self) -> dict[str, float]: ...
 
 
@@ -66,50 +67,52 @@ class FaissSqliteStore:
     def set_meta(self, key: str, value: str) -> None:
         self.catalog.set_meta(key, value)
 
-    def add(self, recording, transcript, chunks, original, english) -> None:
+    def add(self, recording, transcript, chunks, views, vectors) -> None:
+        """``views[i].chunk`` is a position in ``chunks``; it becomes the chunk's id here."""
         with self.catalog.transaction():
             ids = self.catalog.add(recording, transcript, chunks, self._terms(chunks))
-            vector_ids, vectors = self._views(ids, chunks, original, english)
-            self.vectors.add(vector_ids, vectors)
+            stored = [replace(view, chunk=ids[view.chunk]) for view in views]
+            self.catalog.set_windows(ids, self._windows(stored))
+            vector_ids = [vector_id(v.chunk, v.view) for v in stored]
+            self.vectors.add(np.asarray(vector_ids, dtype=np.int64), vectors)
             try:
                 self.vectors.save()
             except BaseException:
-                self.vectors.remove(vector_ids.tolist())
+                self.vectors.remove(vector_ids)
                 raise
 
     @staticmethod
-    def _views(ids: list[int], chunks: list[Chunk], original: np.ndarray, english: np.ndarray):
-        """Vector ids and rows: every chunk's original text, plus its English where it has one."""
-        has_english = [i for i, chunk in enumerate(chunks) if chunk.translation]
-        vector_ids = [vector_id(c, ORIGINAL) for c in ids] + [vector_id(ids[i], ENGLISH) for i in has_english]
-        rows = np.vstack([original, english[has_english]]) if has_english else original
-        return np.asarray(vector_ids, dtype=np.int64), rows
+    def _windows(views: list[View]) -> list[tuple[int, int, float, float]]:
+        return [(v.chunk, v.view, v.start, v.end) for v in views if v.view not in (ORIGINAL, ENGLISH)]
 
-    def replace_vectors(self, chunk_ids, original, english) -> None:
-        chunks = self.catalog.chunks(chunk_ids)
-        ordered = [chunks[i] for i in chunk_ids]
-        self.vectors.remove([vector_id(c, view) for c in chunk_ids for view in (ORIGINAL, ENGLISH)])
-        vector_ids, vectors = self._views(chunk_ids, ordered, original, english)
-        self.vectors.add(vector_ids, vectors)
-        self.vectors.save()
+    def replace_vectors(self, chunk_ids, views, vectors) -> None:
+        """Swap all vectors of these chunks for new ones (``views`` carry chunk ids)."""
+        with self.catalog.transaction():
+            self.catalog.set_windows(chunk_ids, self._windows(views))
+            self.vectors.remove(ids_of_chunks(chunk_ids))
+            self.vectors.add(np.asarray([vector_id(v.chunk, v.view) for v in views], dtype=np.int64), vectors)
+            self.vectors.save()
 
     def delete(self, recording_id: str) -> bool:
         with self.catalog.transaction():
             if self.catalog.recording(recording_id) is None:
                 return False
-            ids = self.catalog.delete(recording_id)
-            self.vectors.remove([vector_id(c, view) for c in ids for view in (ORIGINAL, ENGLISH)])
+            self.vectors.remove(ids_of_chunks(self.catalog.delete(recording_id)))
             self.vectors.save()
         return True
 
-    def nearest(self, query: np.ndarray, k: int) -> list[tuple[Chunk, float]]:
-        """Best chunks for a query; a chunk scores the better of its original and English vectors."""
-        best: dict[int, float] = {}
-        for vid, score in self.vectors.search(query, 2 * k):
+    def nearest(self, query: np.ndarray, k: int) -> list[tuple[Chunk, float, tuple[float, float] | None]]:
+        """Best chunks for a query: each scores its best view, and when that is a window of two
+        sentences, the window's span comes along (None when the whole chunk matched best)."""
+        best: dict[int, tuple[float, int]] = {}
+        for vid, score in self.vectors.search(query, 4 * k):
             chunk = chunk_of(vid)
-            best[chunk] = max(score, best.get(chunk, -1.0))
+            if score > best.get(chunk, (-2.0, 0))[0]:
+                best[chunk] = (score, view_of(vid))
         chunks = self.catalog.chunks(list(best))
-        ranked = sorted(((chunks[c], s) for c, s in best.items() if c in chunks), key=lambda pair: -pair[1])
+        spans = self.catalog.window_spans([(c, view) for c, (_, view) in best.items() if view not in (ORIGINAL, ENGLISH)])
+        ranked = sorted(((chunks[c], score, spans.get((c, view))) for c, (score, view) in best.items() if c in chunks),
+                        key=lambda item: -item[1])
         return ranked[:k]
 
     def keyword(self, query: str, k: int) -> list[tuple[Chunk, float, float]]:

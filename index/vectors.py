@@ -3,21 +3,47 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-# Each chunk has two vectors: its original text and its English rendering.
+# Each chunk is embedded several ways ("views"): its whole text as spoken and in English, and
+# windows of two consecutive sentences inside it, again both ways. A chunk scores its best view;
+# a window view also says which seconds of the chunk matched.
+MAX_VIEWS = 64
 ORIGINAL, ENGLISH = 0, 1
 
 
+@dataclass(frozen=True)
+class View:
+    """One embedded text of a chunk. ``chunk`` is a position in the list being added, or a
+    chunk id once stored; window views (``view`` ≥ 2) carry their own span."""
+
+    chunk: int
+    view: int
+    start: float
+    end: float
+    text: str
+    language: str
+
+
 def vector_id(chunk_id: int, view: int) -> int:
-    return chunk_id * 2 + view
+    return chunk_id * MAX_VIEWS + view
 
 
 def chunk_of(vector: int) -> int:
-    return vector // 2
+    return vector // MAX_VIEWS
+
+
+def view_of(vector: int) -> int:
+    return vector % MAX_VIEWS
+
+
+def ids_of_chunks(chunk_ids: list[int]) -> list[int]:
+    """Every vector id a chunk may own (removing an id that is absent is harmless)."""
+    return [vector_id(c, view) for c in chunk_ids for view in range(MAX_VIEWS)]
 
 
 class VectorIndex:

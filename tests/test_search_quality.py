@@ -5,6 +5,7 @@ import pytest
 from index.lexical import Analyzer
 from index.library import Library
 from index.ranking import FusionSettings, SearchFilters, fuse
+from index.vectors import ORIGINAL, chunk_of, view_of
 from ingest.chunking import chunk_transcript
 from ingest.records import Chunk, Recording, Segment, Transcript, Word
 
@@ -115,3 +116,20 @@ def test_keyword_rows_follow_deletes_and_are_rebuilt_when_missing(library, tmp_p
     store.catalog._db.execute("DELETE FROM chunk_terms")
     reopened = Library(tmp_path / "lib", hashing_embedder)
     assert reopened.search("플랫폼", mode="lexical")[0].recording_id == "ko1"
+
+
+def test_two_sentence_windows_locate_the_answer_inside_a_long_chunk(library, tmp_path):
+    """A chunk of several sentences is also embedded as two-sentence windows; the best window's
+    seconds come back with the chunk, and survive a reindex."""
+    store = library.store
+    [chunk] = [c for c in store.all_chunks() if c.recording_id == "ko1"][:1]
+    ids = {vid for vid in store.vectors.ids() if chunk_of(vid) == chunk.id}
+    assert {view_of(vid) for vid in ids} >= {ORIGINAL, 2, 4}       # whole chunk + windows
+    query = library.centering.query("주차 정보도 제공합니다.")
+    best = [(c, span) for c, _, span in store.nearest(query, 5) if c.id == chunk.id]
+    assert best and best[0][1] is not None
+    transcript = store.transcript("ko1")
+    parking = next(s for s in transcript.segments if s.text.startswith("주차"))
+    assert best[0][1][0] <= parking.start and parking.end <= best[0][1][1] + 0.01
+    assert library.reindex() == len(store.all_chunks())
+    assert {vid for vid in store.vectors.ids() if chunk_of(vid) == chunk.id} == ids
