@@ -174,8 +174,10 @@ class Library:
         else:
             ranked = fuse(dense, lexical, self.fusion)
         top = merge_overlapping(ranked)[:k]
-        spans = self._focus([chunk for chunk, _ in top], query, vector, windows)
-        return [self._hit(chunk, score, query, admitted[chunk.recording_id], span) for (chunk, score), span in zip(top, spans)]
+        passages = [self.store.passage(chunk.recording_id, chunk.start, chunk.end) for chunk, _ in top]
+        spans = self._focus([chunk for chunk, _ in top], passages, query, vector, windows)
+        return [self._hit(chunk, passage, score, query, admitted[chunk.recording_id], span)
+                for (chunk, score), passage, span in zip(top, passages, spans)]
 
     def _quote_hits(self, phrase: str, k: int, admit, admitted: dict[str, Recording]) -> list[Hit]:
         """Chunks holding the phrase, each tightened to the quoted words' own timestamps."""
@@ -190,13 +192,13 @@ class Library:
                 span = (holding[0].start, holding[-1].end) if holding else (chunk.start, chunk.end)
             if any(h.recording_id == chunk.recording_id and h.start == round(span[0], 2) for h in hits):
                 continue  # the same occurrence seen through an overlapping chunk
-            hits.append(self._hit(chunk, 1.0, phrase, admitted[chunk.recording_id], span))
+            hits.append(self._hit(chunk, passage, 1.0, phrase, admitted[chunk.recording_id], span))
         return sorted(hits, key=lambda h: (h.recording_id, h.start))[:k]
 
-    def _hit(self, chunk: Chunk, score: float, query: str, recording: Recording,
+    def _hit(self, chunk: Chunk, passage: Transcript, score: float, query: str, recording: Recording,
              span: tuple[float, float] | None = None) -> Hit:
-        """A hit on word boundaries around the sentence(s) that match the query best."""
-        passage = self.store.passage(chunk.recording_id, chunk.start, chunk.end)
+        """A hit on word boundaries around the sentence(s) that match the query best; ``passage``
+        is the chunk's stretch of transcript."""
         units = self._sentences(chunk, passage)
         start, end = span or (chunk.start, chunk.end)
         inside = [u for u in units if u.end > start and u.start < end]
@@ -213,7 +215,7 @@ class Library:
     def _sentences(chunk: Chunk, passage: Transcript) -> list[Sentence]:
         return [u for u in sentences(passage.segments, 40.0) if u.start >= chunk.start - 0.01 and u.end <= chunk.end + 0.01]
 
-    def _focus(self, chunks: list[Chunk], query: str, vector: np.ndarray,
+    def _focus(self, chunks: list[Chunk], passages: list[Transcript], query: str, vector: np.ndarray,
                windows: dict[int, tuple[float, float]]) -> list[tuple[float, float] | None]:
         """For each hit, the span of the sentence(s) that match the query best.
 
@@ -226,8 +228,7 @@ class Library:
         terms = set(self.store.analyzer.keys(query))
         spans: list[tuple[float, float] | None] = []
         by_meaning: list[tuple[int, list[Sentence]]] = []
-        for i, chunk in enumerate(chunks):
-            passage = self.store.passage(chunk.recording_id, chunk.start, chunk.end)
+        for i, (chunk, passage) in enumerate(zip(chunks, passages)):
             units = self._sentences(chunk, passage)
             said = [f"{u.text} {render(passage.translation, u.start, u.end) or ''}" for u in units]
             shared = [len(terms & set(self.store.analyzer.keys(text))) for text in said]
