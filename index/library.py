@@ -5,8 +5,8 @@ so the model that built a library is recorded and checked on every write and sea
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 import threading
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,6 @@ from .quotes import contains, locate, quoted
 from .ranking import FusionSettings, SearchFilters, fuse, merge_overlapping
 from .store import FaissSqliteStore, Store
 from .vectors import ENGLISH, ORIGINAL, View
-
 
 SEARCH_MODES = ("hybrid", "dense", "lexical")
 
