@@ -14,7 +14,7 @@ from index.ranking import FusionSettings, SearchFilters, iso_date
 from ingest.align import attach
 from ingest.chunking import chunk_transcript
 from ingest.errors import MediaError, TalksearchError
-from ingest.media import content_hash, is_media_file, load_audio
+from ingest.media import SAMPLE_RATE, content_hash, is_media_file, load_audio
 from ingest.records import Recording, Transcript
 from ingest.subtitles import read_transcript, write_transcript
 from ingest.transcribe import Transcriber, WhisperSettings
@@ -68,9 +68,7 @@ class Talksearch:
     def ingest(self, path: Path, meta: Metadata | None = None, progress: Callable[[float], None] | None = None) -> Outcome:
         """Transcribe, translate, chunk and index one media file. Same bytes twice is a no-op."""
         meta = meta or Metadata()
-        digest = content_hash(path) if path.is_file() else ""
-        if not digest:
-            raise MediaError(f"{path}: no such file")
+        digest = content_hash(path)
         existing = self.library.store.by_hash(digest)
         if existing is not None:
             return Outcome(existing, added=False)
@@ -88,13 +86,12 @@ class Talksearch:
         file (so clips can be played) and an English subtitle file on the same clock."""
         meta = meta or Metadata()
         transcript = read_transcript(path, meta.language, translation)
-        if media is not None:
-            audio = load_audio(media)
-            transcript.duration = max(transcript.duration, audio.size / 16_000)
         digest = content_hash(media or path)
         existing = self.library.store.by_hash(digest)
         if existing is not None:
             return Outcome(existing, added=False)
+        if media is not None:  # decoded only now: a known file costs nothing, and the media must play
+            transcript.duration = max(transcript.duration, load_audio(media).size / SAMPLE_RATE)
         self.library.check_model()
         recording = self._recording(digest, media or path, transcript, meta, has_media=media is not None)
         return Outcome(recording, added=True, chunks=self._store(recording, transcript))
@@ -144,8 +141,7 @@ class Talksearch:
 
     def edit(self, ref: str, **changes: str | None) -> Recording:
         """Set metadata after ingest (title, event, session, speaker, date, language); None leaves a field."""
-        if changes.get("date") is not None:
-            iso_date(changes["date"])
+        Metadata(**changes)  # the same checks as at ingest
         recording = self.library.resolve(ref)
         self.library.store.update(recording.id, {k: v for k, v in changes.items() if v is not None})
         return self.library.store.recording(recording.id)

@@ -174,9 +174,10 @@ class Library:
             ranked = fuse(dense, lexical, self.fusion)
         top = merge_overlapping(ranked)[:k]
         passages = [self.store.passage(chunk.recording_id, chunk.start, chunk.end) for chunk, _ in top]
-        spans = self._focus([chunk for chunk, _ in top], passages, query, vector, windows)
-        return [self._hit(chunk, passage, score, query, admitted[chunk.recording_id], span)
-                for (chunk, score), passage, span in zip(top, passages, spans)]
+        units = [self._sentences(chunk, passage) for (chunk, _), passage in zip(top, passages)]
+        spans = self._focus(units, passages, query, vector, [windows.get(chunk.id) for chunk, _ in top])
+        return [self._hit(chunk, passage, sentences_in, score, query, admitted[chunk.recording_id], span)
+                for (chunk, score), passage, sentences_in, span in zip(top, passages, units, spans)]
 
     def _quote_hits(self, phrase: str, k: int, admit, admitted: dict[str, Recording]) -> list[Hit]:
         """Chunks holding the phrase, each tightened to the quoted words' own timestamps."""
@@ -191,14 +192,13 @@ class Library:
                 span = (holding[0].start, holding[-1].end) if holding else (chunk.start, chunk.end)
             if any(h.recording_id == chunk.recording_id and h.start == round(span[0], 2) for h in hits):
                 continue  # the same occurrence seen through an overlapping chunk
-            hits.append(self._hit(chunk, passage, 1.0, phrase, admitted[chunk.recording_id], span))
+            hits.append(self._hit(chunk, passage, self._sentences(chunk, passage), 1.0, phrase, admitted[chunk.recording_id], span))
         return sorted(hits, key=lambda h: (h.recording_id, h.start))[:k]
 
-    def _hit(self, chunk: Chunk, passage: Transcript, score: float, query: str, recording: Recording,
-             span: tuple[float, float] | None = None) -> Hit:
+    def _hit(self, chunk: Chunk, passage: Transcript, units: list[Sentence], score: float, query: str,
+             recording: Recording, span: tuple[float, float] | None = None) -> Hit:
         """A hit on word boundaries around the sentence(s) that match the query best; ``passage``
-        is the chunk's stretch of transcript."""
-        units = self._sentences(chunk, passage)
+        is the chunk's stretch of transcript and ``units`` its sentences."""
         start, end = span or (chunk.start, chunk.end)
         inside = [u for u in units if u.end > start and u.start < end]
         text = " ".join(u.text for u in inside) if inside else chunk.text
@@ -214,8 +214,8 @@ class Library:
     def _sentences(chunk: Chunk, passage: Transcript) -> list[Sentence]:
         return [u for u in sentences(passage.segments, 40.0) if u.start >= chunk.start - 0.01 and u.end <= chunk.end + 0.01]
 
-    def _focus(self, chunks: list[Chunk], passages: list[Transcript], query: str, vector: np.ndarray,
-               windows: dict[int, tuple[float, float]]) -> list[tuple[float, float] | None]:
+    def _focus(self, units_per_hit: list[list[Sentence]], passages: list[Transcript], query: str, vector: np.ndarray,
+               windows: list[tuple[float, float] | None]) -> list[tuple[float, float] | None]:
         """For each hit, the span of the sentence(s) that match the query best.
 
         The sentence sharing most query terms (in its words or its English rendering) wins,
@@ -227,8 +227,7 @@ class Library:
         terms = set(self.store.analyzer.keys(query))
         spans: list[tuple[float, float] | None] = []
         by_meaning: list[tuple[int, list[Sentence]]] = []
-        for i, (chunk, passage) in enumerate(zip(chunks, passages)):
-            units = self._sentences(chunk, passage)
+        for i, (units, passage, window) in enumerate(zip(units_per_hit, passages, windows)):
             said = [f"{u.text} {render(passage.translation, u.start, u.end) or ''}" for u in units]
             shared = [len(terms & set(self.store.analyzer.keys(text))) for text in said]
             spans.append(None)
@@ -239,8 +238,8 @@ class Library:
                 while hi < len(units) - 1 and shared[hi + 1]:
                     hi += 1
                 spans[i] = (units[lo].start, units[hi].end)
-            elif chunk.id in windows:
-                spans[i] = windows[chunk.id]
+            elif window:
+                spans[i] = window
             elif len(units) > 1 and len(by_meaning) < self.focus_by_meaning:
                 by_meaning.append((i, units))
         if by_meaning:

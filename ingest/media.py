@@ -26,6 +26,8 @@ def is_media_file(path: Path) -> bool:
 
 def content_hash(path: Path) -> str:
     """SHA-256 of the bytes, so the same recording under another name is recognised."""
+    if not path.is_file():
+        raise MediaError(f"{path}: no such file")
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
