@@ -73,22 +73,24 @@ def test_imported_korean_transcript_keeps_cue_times_and_english(demo_app, demo_t
     assert transcript.segments[0].translation == talk["translation"][0]
 
 
-@pytest.mark.parametrize("query,talk_id,spoken_at", [
-    ("5G pilots", "en-5g-pilots", 1),                                          # same language
-    ("predicting water pipe failures", "en-ai-urban-services", 1),
-    ("умные светофоры", "ru-smart-traffic-lights", 0),
-    ("주민을 위한 디지털 플랫폼", "ko-digital-platform", 0),
-    ("주차 정보", "ko-digital-platform", 2),
-    ("smart traffic lights at intersections", "ru-smart-traffic-lights", 3),   # cross-lingual
-    ("protecting residents' personal data", "ru-cybersecurity", 4),
+# Each query lists every sentence of the script that says what it asks: Whisper's words differ
+# between machines, so which of two sentences saying "умные светофоры" ranks first may too.
+@pytest.mark.parametrize("query,talk_id,said_in", [
+    ("5G pilots", "en-5g-pilots", [1, 5]),                                        # same language
+    ("predicting water pipe failures", "en-ai-urban-services", [1]),
+    ("умные светофоры", "ru-smart-traffic-lights", [0, 6]),
+    ("주민을 위한 디지털 플랫폼", "ko-digital-platform", [0]),
+    ("주차 정보", "ko-digital-platform", [2]),
+    ("smart traffic lights at intersections", "ru-smart-traffic-lights", [0, 3, 6]),   # cross-lingual
+    ("protecting residents' personal data", "ru-cybersecurity", [4, 5]),
 ])
-def test_search_ranks_the_right_clip_first(demo_app, demo_talks, query, talk_id, spoken_at):
+def test_search_ranks_the_right_clip_first(demo_app, demo_talks, query, talk_id, said_in):
     talk = demo_talks[talk_id]
     hits = demo_app.search(query, k=5)
     best = hits[0]
     assert best.title == talk["title"], [(h.title, h.score) for h in hits]
-    start, end = talk["sentence_times"][spoken_at]
-    assert overlap(best.start, best.end, start, end) > 0, (best.start, best.end, start, end)
+    spans = [talk["sentence_times"][i] for i in said_in]
+    assert any(overlap(best.start, best.end, start, end) > 0 for start, end in spans), (best.start, best.end, spans)
     assert best.end - best.start <= 45
 
 
