@@ -69,7 +69,7 @@ class Talksearch:
         """Transcribe, translate, chunk and index one media file. Same bytes twice is a no-op."""
         meta = meta or Metadata()
         digest = content_hash(path)
-        existing = self.library.store.by_hash(digest)
+        existing = self.library.store.records.by_hash(digest)
         if existing is not None:
             return Outcome(existing, added=False)
         self.library.check_model()
@@ -87,7 +87,7 @@ class Talksearch:
         meta = meta or Metadata()
         transcript = read_transcript(path, meta.language, translation)
         digest = content_hash(media or path)
-        existing = self.library.store.by_hash(digest)
+        existing = self.library.store.records.by_hash(digest)
         if existing is not None:
             return Outcome(existing, added=False)
         if media is not None:  # decoded only now: a known file costs nothing, and the media must play
@@ -108,6 +108,7 @@ class Talksearch:
         attach(transcript.segments, transcript.translation)
         chunks = chunk_transcript(transcript, recording.id)
         self.library.add(recording, transcript, chunks)
+        self.library.maintain()
         return len(chunks)
 
     # -- reading ----------------------------------------------------------------------------
@@ -117,11 +118,11 @@ class Talksearch:
         return self.library.search(query, k, SearchFilters(language, recordings, **metadata), mode)
 
     def recordings(self) -> list[Recording]:
-        return self.library.store.recordings()
+        return self.library.store.records.recordings()
 
     def recording(self, ref: str) -> tuple[Recording, Transcript]:
         recording = self.library.resolve(ref)
-        return recording, self.library.store.transcript(recording.id)
+        return recording, self.library.store.records.transcript(recording.id)
 
     def export(self, ref: str, fmt: str) -> str:
         recording, transcript = self.recording(ref)
@@ -143,13 +144,13 @@ class Talksearch:
         """Set metadata after ingest (title, event, session, speaker, date, language); None leaves a field."""
         Metadata(**changes)  # the same checks as at ingest
         recording = self.library.resolve(ref)
-        self.library.store.update(recording.id, {k: v for k, v in changes.items() if v is not None})
-        return self.library.store.recording(recording.id)
+        self.library.store.records.update(recording.id, {k: v for k, v in changes.items() if v is not None})
+        return self.library.store.records.recording(recording.id)
 
     # -- for the HTTP API, where ids are exact and never paths ---------------------------------
     def by_id(self, recording_id: str) -> Recording | None:
         """Exact id only: unlike ``recording``, no prefix or title matching."""
-        return self.library.store.recording(recording_id)
+        return self.library.store.records.recording(recording_id)
 
     def media_path(self, recording: Recording) -> Path | None:
         """The recording's own media file as the catalog holds it; None for a transcript-only

@@ -12,7 +12,11 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 from ingest.records import Chunk, Recording, Segment, Transcript, Word
+
+from .ranking import SearchFilters
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,8 +46,35 @@ CREATE TABLE IF NOT EXISTS windows (
     chunk_id INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE, view INTEGER NOT NULL,
     start REAL NOT NULL, "end" REAL NOT NULL, PRIMARY KEY (chunk_id, view));
 CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(original, english, tokenize='unicode61 remove_diacritics 0');
+CREATE TABLE IF NOT EXISTS vector_segments (name TEXT PRIMARY KEY, rows INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tombstones (seq INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_by_language ON chunks(language);
 """
 _RECORDING_COLUMNS = [f.name for f in fields(Recording)]
+
+
+def filter_sql(filters: SearchFilters) -> tuple[str, tuple]:
+    """A WHERE clause over ``chunks`` joined with ``recordings`` for these filters (metadata
+    compared case-insensitively, dates as ISO text)."""
+    clauses, args = ["1"], []
+    if filters.language is not None:
+        clauses.append("chunks.language = ?")
+        args.append(filters.language)
+    if filters.recordings is not None:
+        clauses.append(f"chunks.recording_id IN ({','.join('?' * len(filters.recordings))})")
+        args += filters.recordings
+    for name in ("event", "session", "speaker"):
+        wanted = getattr(filters, name)
+        if wanted is not None:
+            clauses.append(f"casefold(recordings.{name}) = ?")
+            args.append(wanted.casefold())
+    if filters.date_from is not None:
+        clauses.append("recordings.date >= ?")
+        args.append(filters.date_from)
+    if filters.date_to is not None:
+        clauses.append("recordings.date <= ? AND recordings.date > ''")
+        args.append(filters.date_to)
+    return " AND ".join(clauses), tuple(args)
 
 
 class Catalog:
@@ -56,6 +87,8 @@ class Catalog:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = FULL")  # a commit is on disk when it returns
+        self._db.create_function("casefold", 1, lambda text: text.casefold() if text else text, deterministic=True)
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -77,6 +110,13 @@ class Catalog:
     def _rows(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
+
+    # Other roles kept in this file (the keyword index) read and write through these two.
+    query = _rows
+
+    def execute_many(self, sql: str, rows: list[tuple]) -> None:
+        with self._lock:
+            self._db.executemany(sql, rows)
 
     # -- meta -------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -112,10 +152,9 @@ class Catalog:
         exact = [r for r in rows if r["id"] == ref]
         return [self._recording(r) for r in (exact or rows)]
 
-    def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk],
-            terms: list[tuple[str, str]]) -> list[int]:
-        """Insert a recording with everything derived from it; returns the new chunk ids in order.
-        ``terms`` are each chunk's analysed (original, English) keyword terms. Call inside ``transaction()``."""
+    def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk]) -> list[int]:
+        """Insert a recording with everything derived from it; returns the new chunk ids in order
+        (ids are never reused: AUTOINCREMENT). Call inside ``transaction()``."""
         values = asdict(recording)
         self._db.execute(
             f"INSERT INTO recordings({', '.join(_RECORDING_COLUMNS)}) VALUES ({', '.join('?' * len(_RECORDING_COLUMNS))})",
@@ -130,20 +169,13 @@ class Catalog:
         self._db.executemany('INSERT INTO translations(recording_id, start, "end", text) VALUES (?,?,?,?)',
                              [(recording.id, s.start, s.end, s.text) for s in transcript.translation])
         ids = []
-        for chunk, (original, english) in zip(chunks, terms, strict=True):
+        for chunk in chunks:
             cursor = self._db.execute(
                 'INSERT INTO chunks(recording_id, seq, start, "end", language, text, translation) VALUES (?,?,?,?,?,?,?)',
                 (recording.id, chunk.seq, chunk.start, chunk.end, chunk.language, chunk.text, chunk.translation))
             chunk.id = cursor.lastrowid
             ids.append(cursor.lastrowid)
-        self.set_terms(ids, terms)
         return ids
-
-    def set_terms(self, ids: list[int], terms: list[tuple[str, str]]) -> None:
-        """(Re)write the keyword rows of these chunks."""
-        self._db.executemany("DELETE FROM chunk_terms WHERE rowid = ?", [(i,) for i in ids])
-        self._db.executemany("INSERT INTO chunk_terms(rowid, original, english) VALUES (?, ?, ?)",
-                             [(i, original, english) for i, (original, english) in zip(ids, terms)])
 
     def set_windows(self, chunk_ids: list[int], rows: list[tuple[int, int, float, float]]) -> None:
         """Replace the window spans (chunk id, view, start, end) of these chunks."""
@@ -157,21 +189,6 @@ class Catalog:
         marks = ",".join("(?, ?)" for _ in keys)
         rows = self._rows(f'SELECT * FROM windows WHERE (chunk_id, view) IN (VALUES {marks})', tuple(x for key in keys for x in key))
         return {(r["chunk_id"], r["view"]): (r["start"], r["end"]) for r in rows}
-
-    def unindexed_chunks(self) -> list[Chunk]:
-        """Chunks without keyword rows (a library made before keyword search, or repaired)."""
-        rows = self._rows("SELECT * FROM chunks WHERE id NOT IN (SELECT rowid FROM chunk_terms) ORDER BY id")
-        return [self._chunk(r) for r in rows]
-
-    def keyword(self, terms: list[str], k: int) -> list[tuple[int, float, set[str]]]:
-        """Chunks matching any term, best BM25 first: (chunk id, score, the query terms it holds)."""
-        wanted = sorted(set(terms))
-        if not wanted:
-            return []
-        expression = " OR ".join('"' + t.replace('"', '""') + '"' for t in wanted)
-        rows = self._rows("SELECT rowid, -bm25(chunk_terms) AS score, original || ' ' || COALESCE(english, '') AS words "
-                          "FROM chunk_terms WHERE chunk_terms MATCH ? ORDER BY bm25(chunk_terms) LIMIT ?", (expression, k))
-        return [(r["rowid"], r["score"], set(wanted) & set(r["words"].split())) for r in rows]
 
     EDITABLE = ("title", "event", "session", "speaker", "date", "language")
 
@@ -195,7 +212,6 @@ class Catalog:
         """Remove a recording and all rows hanging off it; returns the chunk ids it had.
         Call inside ``transaction()``."""
         ids = [r["id"] for r in self._db.execute("SELECT id FROM chunks WHERE recording_id = ?", (recording_id,))]
-        self._db.executemany("DELETE FROM chunk_terms WHERE rowid = ?", [(i,) for i in ids])
         self._db.execute("DELETE FROM recordings WHERE id = ?", (recording_id,))
         return ids
 
@@ -214,8 +230,43 @@ class Catalog:
         rows = self._rows(f"SELECT * FROM chunks WHERE id IN ({marks})", tuple(ids))
         return {r["id"]: self._chunk(r) for r in rows}
 
-    def all_chunks(self) -> list[Chunk]:
-        return [self._chunk(r) for r in self._rows("SELECT * FROM chunks ORDER BY id")]
+    def chunks_of(self, recording_id: str) -> list[Chunk]:
+        return [self._chunk(r) for r in self._rows("SELECT * FROM chunks WHERE recording_id = ? ORDER BY id", (recording_id,))]
+
+    def has_chunks(self) -> bool:
+        return bool(self._rows("SELECT 1 FROM chunks LIMIT 1"))
+
+    def recordings_by_id(self, ids: set[str]) -> dict[str, Recording]:
+        if not ids:
+            return {}
+        rows = self._rows(f"SELECT * FROM recordings WHERE id IN ({','.join('?' * len(ids))})", tuple(ids))
+        return {r["id"]: self._recording(r) for r in rows}
+
+    # -- filters, pushed down into SQL -------------------------------------------------------
+    def chunk_ids(self, filters: SearchFilters) -> np.ndarray:
+        """Ids of every chunk the filters admit, ascending: what retrieval may return."""
+        where, args = filter_sql(filters)
+        rows = self._rows(f"SELECT chunks.id FROM chunks JOIN recordings ON recordings.id = chunks.recording_id "
+                          f"WHERE {where} ORDER BY chunks.id", args)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    # -- the vector store's manifest: which segment files hold live vectors ------------------
+    def segments(self) -> dict[str, int]:
+        return {r["name"]: r["rows"] for r in self._rows("SELECT * FROM vector_segments ORDER BY name")}
+
+    def set_segments(self, added: dict[str, int], removed: list[str]) -> None:
+        """Call inside ``transaction()``: the segment list changes with the rows it describes."""
+        self._db.executemany("DELETE FROM vector_segments WHERE name = ?", [(n,) for n in removed])
+        self._db.executemany("INSERT INTO vector_segments(name, rows) VALUES (?, ?)", list(added.items()))
+
+    def bury(self, chunk_ids: list[int]) -> None:
+        """Record deleted chunks whose vectors still sit in segment files (until compaction)."""
+        self._db.executemany("INSERT INTO tombstones(chunk_id) VALUES (?)", [(i,) for i in chunk_ids])
+
+    def tombstones(self, after: int = 0) -> tuple[list[int], int]:
+        """Chunk ids buried after sequence number ``after``, and the newest sequence number."""
+        rows = self._rows("SELECT seq, chunk_id FROM tombstones WHERE seq > ? ORDER BY seq", (after,))
+        return [r["chunk_id"] for r in rows], (rows[-1]["seq"] if rows else after)
 
     @staticmethod
     def _chunk(r: sqlite3.Row) -> Chunk:

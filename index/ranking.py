@@ -3,9 +3,9 @@ and folding of overlapping chunks into one hit."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
-from ingest.records import Chunk, Recording
+from ingest.records import Chunk
 
 # Reciprocal-rank-fusion constant from Cormack et al.; large enough that rank 1 and 2 are close.
 RRF_K = 60
@@ -37,13 +37,10 @@ class SearchFilters:
             if bound is not None:
                 iso_date(bound)
 
-    def admits_recording(self, recording: Recording) -> bool:
-        same = lambda wanted, value: wanted is None or (value or "").casefold() == wanted.casefold()  # noqa: E731
-        return ((self.recordings is None or recording.id in self.recordings)
-                and same(self.event, recording.event) and same(self.session, recording.session)
-                and same(self.speaker, recording.speaker)
-                and (self.date_from is None or (recording.date or "") >= self.date_from)
-                and (self.date_to is None or ("" < (recording.date or "") <= self.date_to)))
+    @property
+    def empty(self) -> bool:
+        """True when nothing is filtered (every chunk is admitted)."""
+        return all(getattr(self, f.name) is None for f in fields(self))
 
 
 @dataclass

@@ -1,8 +1,14 @@
-"""The library's storage behind one small interface.
+"""The library's storage: three roles behind small interfaces, chosen by configuration.
 
-``Store`` is what search and ingest need from storage; ``FaissSqliteStore`` implements it with
-a SQLite catalog and a FAISS file in one folder. A distributed backend (OpenSearch, Qdrant)
-would implement the same Protocol without touching ingest or the API.
+- ``Records``: recordings, transcripts, chunks, window spans and metadata, filters resolved in SQL.
+- ``Vectors``: chunk vectors; ``search`` takes the chunk ids a filter allows.
+- ``Keywords``: analysed terms with BM25; ``search`` takes the filters themselves.
+
+``Store`` composes them and owns what spans roles: a write is one transaction (vector files are
+written first but only become live with the records' commit), a delete buries vectors as
+tombstones, and ``maintain`` merges segments and trains the approximate index off the request
+path. ``open_store`` is the one factory: a folder gives the embedded SQLite + FAISS store; a
+server-based store (PostgreSQL + pgvector) implements the same roles.
 """
 from __future__ import annotations
 
@@ -12,139 +18,191 @@ from typing import Protocol
 
 import numpy as np
 
+from ingest.errors import TalksearchError
 from ingest.records import Chunk, Recording, Transcript
 
 from .catalog import Catalog
+from .keywords import Fts5Keywords
 from .lexical import Analyzer
-from .vectors import ENGLISH, ORIGINAL, VectorIndex, View, chunk_of, ids_of_chunks, vector_id, view_of
+from .ranking import SearchFilters
+from .vectors import ENGLISH, ORIGINAL, SegmentedVectors, View, vector_id
 
 
-class Store(Protocol):
-    analyzer: Analyzer  # the keyword analysis the store indexes with; search highlights with the same
-
+class Records(Protocol):
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
-    def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk],
-            views: list[View], vectors: np.ndarray) -> None: ...
-    def delete(self, recording_id: str) -> bool: ...
-    def update(self, recording_id: str, changes: dict[str, str | None]) -> None: ...
-    def nearest(self, query: np.ndarray, k: int) -> list[tuple[Chunk, float, tuple[float, float] | None]]: ...
-    def keyword(self, query: str, k: int) -> list[tuple[Chunk, float, float]]: ...
     def recordings(self) -> list[Recording]: ...
     def recording(self, recording_id: str) -> Recording | None: ...
+    def recordings_by_id(self, ids: set[str]) -> dict[str, Recording]: ...
     def find(self, ref: str) -> list[Recording]: ...
     def by_hash(self, content_hash: str) -> Recording | None: ...
     def transcript(self, recording_id: str) -> Transcript | None: ...
     def passage(self, recording_id: str, start: float, end: float) -> Transcript: ...
-    def all_chunks(self) -> list[Chunk]: ...
-    def replace_vectors(self, chunk_ids: list[int], views: list[View], vectors: np.ndarray) -> None: ...
+    def chunks(self, ids: list[int]) -> dict[int, Chunk]: ...
+    def chunks_of(self, recording_id: str) -> list[Chunk]: ...
+    def chunk_ids(self, filters: SearchFilters) -> np.ndarray: ...
+    def has_chunks(self) -> bool: ...
+    def window_spans(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[float, float]]: ...
+    def update(self, recording_id: str, changes: dict[str, str | None]) -> None: ...
     def counts(self) -> dict[str, float]: ...
 
 
-class FaissSqliteStore:
-    """``catalog.sqlite`` + ``vectors.faiss`` in the library folder.
+class Vectors(Protocol):
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float, int]]: ...
+    def views(self, chunk_id: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def __len__(self) -> int: ...
 
-    Writes go vectors-first, catalog-commit-last: if anything fails the catalog rolls back and
-    the new vectors are removed again; ids the catalog does not know are ignored by search.
-    """
+
+class Keywords(Protocol):
+    def search(self, terms: list[str], k: int, filters: SearchFilters | None = None) -> list[tuple[int, float, set[str]]]: ...
+
+
+class Store(Protocol):
+    """What the library needs from storage: the three roles, and the writes that span them."""
+
+    analyzer: Analyzer  # the keyword analysis the store indexes with; search highlights with the same
+    records: Records
+    vectors: Vectors
+    keywords: Keywords
+
+    def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk],
+            views: list[View], vectors: np.ndarray) -> None: ...
+    def delete(self, recording_id: str) -> bool: ...
+    def replace_vectors(self, batches) -> None: ...
+    def maintain(self) -> None: ...
+    def get_meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+    def counts(self) -> dict[str, float]: ...
+
+
+class StoreError(TalksearchError):
+    """The store cannot be opened or used as configured."""
+
+
+class EmbeddedStore:
+    """``catalog.sqlite`` (records + keyword index) and ``vectors/`` (segment files) in one folder."""
 
     def __init__(self, folder: Path, dimension: int, analyzer: Analyzer | None = None):
         folder.mkdir(parents=True, exist_ok=True)
-        self.catalog = Catalog(folder / "catalog.sqlite")
-        self.vectors = VectorIndex(folder / "vectors.faiss", dimension)
+        self.folder = folder
         self.analyzer = analyzer or Analyzer()
-        missing = self.catalog.unindexed_chunks()
+        self.records = self.catalog = Catalog(folder / "catalog.sqlite")
+        self.keywords = Fts5Keywords(self.catalog)
+        self.vectors = SegmentedVectors(folder / "vectors", dimension, self.catalog)
+        missing = self.keywords.missing()
         if missing:  # keyword rows are derived data: rebuild whatever is absent
+            chunks = self.catalog.chunks(missing)
             with self.catalog.transaction():
-                self.catalog.set_terms([c.id for c in missing], self._terms(missing))
+                self.keywords.write(missing, self._terms([chunks[i] for i in missing]))
 
     def _terms(self, chunks: list[Chunk]) -> list[tuple[str, str]]:
         return [(" ".join(self.analyzer.keys(c.text)), " ".join(self.analyzer.keys(c.translation or ""))) for c in chunks]
 
+    def _bump(self) -> None:
+        """Tell readers in this and other processes that the vector state changed (inside a transaction)."""
+        self.catalog.set_meta("vectors_generation", str(int(self.catalog.get_meta("vectors_generation") or 0) + 1))
+
+    # -- writing -------------------------------------------------------------------------------
+    def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk],
+            views: list[View], vectors: np.ndarray) -> None:
+        """``views[i].chunk`` is a position in ``chunks``; it becomes the chunk's id here.
+        Nothing is visible until the one commit at the end; a failure leaves no trace."""
+        order = sorted(range(len(views)), key=lambda i: (views[i].chunk, views[i].view))
+        views, vectors = [views[i] for i in order], vectors[order]
+        segment = None
+        try:
+            with self.catalog.transaction():
+                ids = self.catalog.add(recording, transcript, chunks)
+                self.keywords.write(ids, self._terms(chunks))
+                stored = [replace(view, chunk=ids[view.chunk]) for view in views]
+                self.catalog.set_windows(ids, _windows(stored))
+                segment = self.vectors.write(np.asarray([vector_id(v.chunk, v.view) for v in stored]), vectors)
+                self.catalog.set_segments(dict([segment]), [])
+                self._bump()
+        except BaseException:
+            if segment is not None:
+                self.vectors.discard(segment[0])
+            raise
+        self.vectors.refresh()
+
+    def delete(self, recording_id: str) -> bool:
+        with self.catalog.transaction():
+            if self.catalog.recording(recording_id) is None:
+                return False
+            ids = self.catalog.delete(recording_id)
+            self.keywords.remove(ids)
+            self.catalog.bury(ids)
+            self._bump()
+        self.vectors.refresh()
+        return True
+
+    def replace_vectors(self, batches) -> None:
+        """Swap every vector in the store for new ones in one commit (re-embedding with another
+        model): ``batches`` yields (chunk ids, views carrying chunk ids, vectors) per recording."""
+        written: list[tuple[str, int]] = []
+        try:
+            for chunk_ids, views, vectors in batches:
+                with self.catalog.transaction():
+                    self.catalog.set_windows(chunk_ids, _windows(views))
+                written.append(self.vectors.write(np.asarray([vector_id(v.chunk, v.view) for v in views]), vectors))
+            old = list(self.catalog.segments())
+            with self.catalog.transaction():
+                self.catalog.set_segments(dict(written), old)
+                self._bump()
+        except BaseException:
+            self.vectors.discard(*(name for name, _ in written))
+            raise
+        self.vectors.refresh()
+        self.vectors.discard(*old)
+        (self.folder / "vectors.faiss").unlink(missing_ok=True)  # a library from before segments
+
+    def maintain(self) -> None:
+        """Merge small segments (dropping deleted chunks' rows) and train the approximate index
+        when due. Run after writes, off the request path; searches go on meanwhile."""
+        for names in self.vectors.merge_plan():
+            merged = self.vectors.merged(names)
+            try:
+                with self.catalog.transaction():
+                    self.catalog.set_segments(dict([merged]), names)
+                    self._bump()
+            except BaseException:
+                self.vectors.discard(merged[0])
+                raise
+            self.vectors.refresh()
+            self.vectors.discard(*names)
+        self.vectors.train_if_due()
+
+    # -- reading (roles the facade uses directly) ---------------------------------------------
     def get_meta(self, key: str) -> str | None:
         return self.catalog.get_meta(key)
 
     def set_meta(self, key: str, value: str) -> None:
         self.catalog.set_meta(key, value)
 
-    def add(self, recording, transcript, chunks, views, vectors) -> None:
-        """``views[i].chunk`` is a position in ``chunks``; it becomes the chunk's id here."""
-        with self.catalog.transaction():
-            ids = self.catalog.add(recording, transcript, chunks, self._terms(chunks))
-            stored = [replace(view, chunk=ids[view.chunk]) for view in views]
-            self.catalog.set_windows(ids, self._windows(stored))
-            vector_ids = [vector_id(v.chunk, v.view) for v in stored]
-            self.vectors.add(np.asarray(vector_ids, dtype=np.int64), vectors)
-            try:
-                self.vectors.save()
-            except BaseException:
-                self.vectors.remove(vector_ids)
-                raise
-
-    @staticmethod
-    def _windows(views: list[View]) -> list[tuple[int, int, float, float]]:
-        return [(v.chunk, v.view, v.start, v.end) for v in views if v.view not in (ORIGINAL, ENGLISH)]
-
-    def replace_vectors(self, chunk_ids, views, vectors) -> None:
-        """Swap all vectors of these chunks for new ones (``views`` carry chunk ids)."""
-        with self.catalog.transaction():
-            self.catalog.set_windows(chunk_ids, self._windows(views))
-            self.vectors.remove(ids_of_chunks(chunk_ids))
-            self.vectors.add(np.asarray([vector_id(v.chunk, v.view) for v in views], dtype=np.int64), vectors)
-            self.vectors.save()
-
-    def delete(self, recording_id: str) -> bool:
-        with self.catalog.transaction():
-            if self.catalog.recording(recording_id) is None:
-                return False
-            self.vectors.remove(ids_of_chunks(self.catalog.delete(recording_id)))
-            self.vectors.save()
-        return True
-
-    def nearest(self, query: np.ndarray, k: int) -> list[tuple[Chunk, float, tuple[float, float] | None]]:
-        """Best chunks for a query: each scores its best view, and when that is a window of two
-        sentences, the window's span comes along (None when the whole chunk matched best)."""
-        best: dict[int, tuple[float, int]] = {}
-        for vid, score in self.vectors.search(query, 4 * k):
-            chunk = chunk_of(vid)
-            if score > best.get(chunk, (-2.0, 0))[0]:
-                best[chunk] = (score, view_of(vid))
-        chunks = self.catalog.chunks(list(best))
-        spans = self.catalog.window_spans([(c, view) for c, (_, view) in best.items() if view not in (ORIGINAL, ENGLISH)])
-        ranked = sorted(((chunks[c], score, spans.get((c, view))) for c, (score, view) in best.items() if c in chunks),
-                        key=lambda item: -item[1])
-        return ranked[:k]
-
-    def keyword(self, query: str, k: int) -> list[tuple[Chunk, float, float]]:
-        """Chunks sharing terms with the query: (chunk, BM25 score, fraction of query terms present)."""
-        terms = set(self.analyzer.keys(query))
-        found = self.catalog.keyword(sorted(terms), k)
-        chunks = self.catalog.chunks([chunk_id for chunk_id, _, _ in found])
-        return [(chunks[i], score, len(held) / len(terms)) for i, score, held in found if i in chunks]
-
-    def update(self, recording_id, changes):
-        self.catalog.update(recording_id, changes)
-
-    def recordings(self):
-        return self.catalog.recordings()
-
-    def recording(self, recording_id):
-        return self.catalog.recording(recording_id)
-
-    def find(self, ref):
-        return self.catalog.find(ref)
-
-    def by_hash(self, content_hash):
-        return self.catalog.by_hash(content_hash)
-
-    def transcript(self, recording_id):
-        return self.catalog.transcript(recording_id)
-
-    def passage(self, recording_id, start, end):
-        return self.catalog.passage(recording_id, start, end)
-
-    def all_chunks(self):
-        return self.catalog.all_chunks()
-
-    def counts(self):
+    def counts(self) -> dict[str, float]:
         return {**self.catalog.counts(), "vectors": len(self.vectors)}
+
+
+def _windows(views: list[View]) -> list[tuple[int, int, float, float]]:
+    return [(v.chunk, v.view, v.start, v.end) for v in views if v.view not in (ORIGINAL, ENGLISH)]
+
+
+def stored_dimension(location: str | Path) -> int | None:
+    """The vector size an existing library was built with (None for a new one), without opening it."""
+    catalog_file = Path(location) / "catalog.sqlite"
+    if not catalog_file.exists():
+        return None
+    probe = Catalog(catalog_file)
+    try:
+        known = probe.get_meta("dimension")
+    finally:
+        probe.close()
+    return int(known) if known else None
+
+
+def open_store(location: str | Path, dimension: int, analyzer: Analyzer | None = None) -> Store:
+    """The one factory: a folder path opens (or creates) the embedded store."""
+    text = str(location)
+    if "://" in text:
+        raise StoreError(f"no store backend for {text.split('://')[0]!r} URLs; give a library folder")
+    return EmbeddedStore(Path(location), dimension, analyzer)

@@ -1,19 +1,49 @@
-"""Chunk vectors in FAISS, keyed by ids that survive deletes (IndexIDMap2 over inner product)."""
+"""Chunk vectors: append-only segment files, a coarse in-memory index over them, exact rescoring.
+
+Each chunk is embedded several ways ("views"): its whole text as spoken and in English, and
+windows of two consecutive sentences inside it, again both ways. A chunk scores its best view;
+a window view also says which seconds of the chunk matched.
+
+Why this shape (measured with ``python -m benchmarks.scale``; see the README):
+- Writes cost what they add. A write is one new segment (``seg-*.ids.npy`` + ``seg-*.vec.npy``,
+  float16, fsynced) that becomes live only when the catalog commits the row listing it: a crash
+  before that leaves an unlisted file pair, removed at the next open. Deletes are tombstones in
+  the catalog; ``compact`` merges small segments (tiers of 4x) and drops buried rows later.
+  The old design rewrote one 1.5 GB FAISS file on every write at 100k chunks.
+- Searches do not scan the library. Only the two whole-chunk views go into the coarse index
+  (exact below ``ANN_MIN`` vectors, IVF with 8-bit scalar quantisation above, trained and
+  retrained as the library grows); the coarse candidates' views, windows included, are then
+  rescored exactly from the memory-mapped segments. Memory holds the coarse index (~400 bytes
+  per chunk-level vector) and a location per chunk; window vectors stay on disk.
+- Filters are pushed down: the allowed chunks become a FAISS ID selector, and the IVF probes
+  more lists the fewer chunks are allowed, so a selective filter still returns what exists.
+- Other processes' writes are noticed: every write bumps a generation in the catalog, and each
+  search re-reads the segment list and tombstones when it changed.
+"""
 from __future__ import annotations
 
+import json
+import math
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import faiss
 import numpy as np
 
-# Each chunk is embedded several ways ("views"): its whole text as spoken and in English, and
-# windows of two consecutive sentences inside it, again both ways. A chunk scores its best view;
-# a window view also says which seconds of the chunk matched.
 MAX_VIEWS = 64
 ORIGINAL, ENGLISH = 0, 1
+# Below this many chunk-level vectors an exact scan is fast enough (~2 ms); above it, IVF.
+ANN_MIN = 50_000
+# The IVF is retrained when the library has grown this many times since training.
+RETRAIN_GROWTH = 4
+# IVF lists scanned per query; recall@10 against exact search is measured in benchmarks/scale.py.
+NPROBE = 48
+# Segments in one size tier (powers of 4) before they are merged into one.
+MERGE_FANOUT = 4
 
 
 @dataclass(frozen=True)
@@ -41,53 +71,318 @@ def view_of(vector: int) -> int:
     return vector % MAX_VIEWS
 
 
-def ids_of_chunks(chunk_ids: list[int]) -> list[int]:
-    """Every vector id a chunk may own (removing an id that is absent is harmless)."""
-    return [vector_id(c, view) for c in chunk_ids for view in range(MAX_VIEWS)]
+class Manifest(Protocol):
+    """What the vector files need from the records store: the committed segment list, tombstones
+    and a generation counter, all written in the records store's transactions."""
+
+    def segments(self) -> dict[str, int]: ...
+    def tombstones(self, after: int = 0) -> tuple[list[int], int]: ...
+    def get_meta(self, key: str) -> str | None: ...
 
 
-class VectorIndex:
-    """Exact inner-product search (vectors are normalised, so this is cosine).
+class _Segment:
+    """One immutable file pair, memory-mapped: vector ids and float16 vectors, row for row.
+    A chunk's views are consecutive rows."""
 
-    A flat index is exact and fast enough for thousands of hours of talks on a CPU; the file
-    is rewritten atomically so a crash never leaves a torn index.
-    """
-
-    def __init__(self, path: Path, dimension: int):
-        self.path = path
-        self._lock = threading.RLock()
-        if path.exists():
-            self._index = faiss.read_index(str(path))
-            if self._index.d != dimension:
-                raise ValueError(f"{path} holds {self._index.d}-d vectors, the model makes {dimension}-d")
-        else:
-            self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+    def __init__(self, folder: Path, name: str):
+        self.name = name
+        self.ids = np.load(folder / f"{name}.ids.npy", mmap_mode="r")
+        self.vectors = np.load(folder / f"{name}.vec.npy", mmap_mode="r")
 
     def __len__(self) -> int:
-        return self._index.ntotal
+        return len(self.ids)
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        with self._lock:
-            self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
 
-    def remove(self, ids: list[int]) -> None:
-        with self._lock:
-            if ids:
-                self._index.remove_ids(np.asarray(ids, dtype=np.int64))
+def _write_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:
+        np.save(handle, array)
+        handle.flush()
+        os.fsync(handle.fileno())
 
-    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class SegmentedVectors:
+    """The vector role of the embedded store. Thread-safe: the API searches while a job writes."""
+
+    def __init__(self, folder: Path, dimension: int, manifest: Manifest):
+        self.folder = folder
+        self.dimension = dimension
+        self.manifest = manifest
+        self._lock = threading.RLock()
+        folder.mkdir(parents=True, exist_ok=True)
+        self._segments: dict[str, _Segment] = {}
+        self._generation: str | None = None
+        self._tombstone_seq = 0
+        # Where each chunk's views are: segment name, first row, number of rows (grown on demand).
+        self._where_segment: dict[int, str] = {}
+        self._where_row = np.zeros(0, dtype=np.int64)
+        self._where_count = np.zeros(0, dtype=np.int16)
+        self._coarse = None
+        self._trained_on = 0
         with self._lock:
-            if self._index.ntotal == 0:
+            self._load_coarse()
+            self.refresh()
+            self._remove_strays()
+
+    # -- state -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        """Live vectors (every view of every chunk that has not been deleted)."""
+        with self._lock:
+            return int(self._where_count.sum())
+
+    def coarse_size(self) -> int:
+        with self._lock:
+            return int(self._coarse.ntotal) if self._coarse is not None else 0
+
+    @property
+    def approximate(self) -> bool:
+        return isinstance(self._coarse, faiss.IndexIVF)
+
+    def refresh(self) -> None:
+        """Bring this process's view up to the committed state (cheap when nothing changed)."""
+        with self._lock:
+            generation = self.manifest.get_meta("vectors_generation")
+            if generation == self._generation and self._coarse is not None:
+                return
+            committed = self.manifest.segments()
+            gone = [name for name in self._segments if name not in committed]
+            for name in gone:
+                self._unload(self._segments.pop(name))
+            for name in committed:
+                if name not in self._segments:
+                    self._load(_Segment(self.folder, name))
+            buried, self._tombstone_seq = self.manifest.tombstones(self._tombstone_seq)
+            self._forget(buried)
+            self._generation = generation
+
+    def _remove_strays(self) -> None:
+        """Segment files no committed row lists: a write that crashed before its commit."""
+        live = set(self.manifest.segments())
+        for path in self.folder.glob("seg-*.npy"):
+            if path.name.split(".")[0] not in live and time.time() - path.stat().st_mtime > 60:
+                path.unlink(missing_ok=True)
+
+    def _grow(self, chunk_id: int) -> None:
+        if chunk_id >= len(self._where_row):
+            size = max(1024, 2 * chunk_id + 1)
+            self._where_row = np.concatenate([self._where_row, np.zeros(size - len(self._where_row), dtype=np.int64)])
+            self._where_count = np.concatenate([self._where_count, np.zeros(size - len(self._where_count), dtype=np.int16)])
+
+    def _load(self, segment: _Segment, into_coarse: bool = True) -> None:
+        chunks = segment.ids // MAX_VIEWS
+        if len(chunks) == 0:
+            self._segments[segment.name] = segment
+            return
+        starts = np.flatnonzero(np.r_[True, chunks[1:] != chunks[:-1]])
+        counts = np.diff(np.r_[starts, len(chunks)])
+        self._grow(int(chunks.max()))
+        first = chunks[starts]
+        self._where_row[first] = starts
+        self._where_count[first] = counts
+        for chunk in first.tolist():
+            self._where_segment[chunk] = segment.name
+        self._segments[segment.name] = segment
+        if not into_coarse:
+            return
+        coarse = (segment.ids % MAX_VIEWS) < 2
+        self._coarse_add(np.asarray(segment.ids[coarse]), np.asarray(segment.vectors[coarse], dtype=np.float32))
+
+    def _unload(self, segment: _Segment) -> None:
+        """A segment replaced by compaction: its live chunks now sit in the merged segment."""
+        chunks = np.unique(np.asarray(segment.ids) // MAX_VIEWS)
+        mine = [c for c in chunks.tolist() if self._where_segment.get(c) == segment.name]
+        self._forget(mine)
+
+    def _forget(self, chunk_ids: list[int]) -> None:
+        chunk_ids = [c for c in chunk_ids if c in self._where_segment]
+        if not chunk_ids:
+            return
+        for c in chunk_ids:
+            del self._where_segment[c]
+        array = np.asarray(chunk_ids, dtype=np.int64)
+        self._where_count[array] = 0
+        if self._coarse is not None:
+            coarse = np.concatenate([array * MAX_VIEWS + ORIGINAL, array * MAX_VIEWS + ENGLISH])
+            self._coarse.remove_ids(faiss.IDSelectorBatch(coarse))
+
+    # -- the coarse index --------------------------------------------------------------------
+    def _coarse_add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if self._coarse is None:
+            self._coarse = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimension))
+        if len(ids):
+            self._coarse.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64))
+
+    def _coarse_rows(self):
+        """(ids, float32 vectors) of every live chunk-level view, a segment at a time."""
+        for segment in self._segments.values():
+            ids = np.asarray(segment.ids)
+            keep = ((ids % MAX_VIEWS) < 2) & (self._where_count[ids // MAX_VIEWS] > 0)
+            keep &= np.array([self._where_segment.get(c) == segment.name for c in (ids // MAX_VIEWS).tolist()], dtype=bool)
+            if keep.any():
+                yield ids[keep], np.asarray(segment.vectors[keep], dtype=np.float32)
+
+    def _train_ivf(self) -> None:
+        """Replace the coarse index by an IVF over 8-bit codes, trained on a sample of the library."""
+        total = self.coarse_size()
+        nlist = int(min(4096, max(256, 2 ** round(math.log2(2 * math.sqrt(total))))))
+        sample_size = min(total, 48 * nlist)
+        batches = list(self._coarse_rows())
+        every = np.concatenate([ids for ids, _ in batches])
+        rng = np.random.default_rng(0)
+        chosen = set(rng.choice(every, size=sample_size, replace=False).tolist())
+        sample = np.concatenate([v[np.fromiter((i in chosen for i in ids.tolist()), dtype=bool, count=len(ids))]
+                                 for ids, v in batches])
+        quantizer = faiss.IndexFlatIP(self.dimension)
+        ivf = faiss.IndexIVFScalarQuantizer(quantizer, self.dimension, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                            faiss.METRIC_INNER_PRODUCT)
+        ivf.cp.max_points_per_centroid = 48
+        ivf.cp.niter = 12
+        ivf.train(sample)
+        for ids, vectors in batches:
+            ivf.add_with_ids(vectors, ids)
+        ivf.nprobe = NPROBE
+        self._coarse, self._trained_on = ivf, ivf.ntotal
+        self._save_coarse()
+
+    def _save_coarse(self) -> None:
+        staging = self.folder / "coarse.faiss.tmp"
+        faiss.write_index(self._coarse, str(staging))
+        os.replace(staging, self.folder / "coarse.faiss")
+        note = {"segments": sorted(self._segments), "tombstone_seq": self._tombstone_seq, "trained_on": self._trained_on}
+        (self.folder / "coarse.json.tmp").write_text(json.dumps(note))
+        os.replace(self.folder / "coarse.json.tmp", self.folder / "coarse.json")
+
+    def _load_coarse(self) -> None:
+        """Reuse a saved IVF when the segments it covers are still the committed ones (training
+        it again at a million chunks takes a minute); anything newer is added on top."""
+        note_path, index_path = self.folder / "coarse.json", self.folder / "coarse.faiss"
+        if not (note_path.exists() and index_path.exists()):
+            return
+        try:
+            note = json.loads(note_path.read_text())
+            committed = self.manifest.segments()
+            if not set(note["segments"]) <= set(committed):
+                return
+            index = faiss.read_index(str(index_path))
+        except (OSError, ValueError, RuntimeError, KeyError):
+            return  # a damaged cache: the coarse index is rebuilt from the segments
+        if index.d != self.dimension:
+            return
+        self._coarse, self._trained_on, self._tombstone_seq = index, note["trained_on"], note["tombstone_seq"]
+        for name in note["segments"]:  # their vectors are in the index already: map them only
+            self._load(_Segment(self.folder, name), into_coarse=False)
+
+    def train_if_due(self) -> bool:
+        """(Re)train the IVF once the library is big enough, or has grown much since training."""
+        with self._lock:
+            self.refresh()
+            size = self.coarse_size()
+            if size >= ANN_MIN and (not self.approximate or size > RETRAIN_GROWTH * self._trained_on):
+                self._train_ivf()
+                return True
+            return False
+
+    # -- writing -----------------------------------------------------------------------------
+    def write(self, ids: np.ndarray, vectors: np.ndarray) -> tuple[str, int]:
+        """Write a new segment file pair (not yet live); returns its name and row count. A chunk's
+        views must be consecutive. Commit it with the manifest, or ``discard`` it."""
+        if vectors.shape[1:] != (self.dimension,):
+            raise ValueError(f"vectors are {vectors.shape[1:]}-d, the library holds {self.dimension}-d")
+        name = f"seg-{time.time_ns():020d}-{os.getpid()}"
+        _write_npy(self.folder / f"{name}.ids.npy", np.asarray(ids, dtype=np.int64))
+        _write_npy(self.folder / f"{name}.vec.npy", np.asarray(vectors, dtype=np.float16))
+        _fsync_dir(self.folder)
+        return name, len(ids)
+
+    def discard(self, *names: str) -> None:
+        """Remove segment files: an uncommitted write, or segments a committed merge replaced
+        (a reader that still maps them keeps reading until it refreshes)."""
+        for name in names:
+            for suffix in (".ids.npy", ".vec.npy"):
+                (self.folder / f"{name}{suffix}").unlink(missing_ok=True)
+
+    def merge_plan(self) -> list[list[str]]:
+        """Groups of segments to merge: ``MERGE_FANOUT`` or more of one size tier."""
+        with self._lock:
+            tiers: dict[int, list[str]] = {}
+            for name, segment in sorted(self._segments.items()):
+                tiers.setdefault(int(math.log(max(len(segment), 1), MERGE_FANOUT)), []).append(name)
+            return [names for names in tiers.values() if len(names) >= MERGE_FANOUT]
+
+    def merged(self, names: list[str]) -> tuple[str, int]:
+        """Write one segment holding the live rows of these segments (not yet live itself)."""
+        with self._lock:
+            parts = [self._segments[n] for n in names]
+            keep = [np.array([self._where_segment.get(c) == p.name for c in (np.asarray(p.ids) // MAX_VIEWS).tolist()],
+                             dtype=bool) for p in parts]
+        ids = np.concatenate([np.asarray(p.ids)[k] for p, k in zip(parts, keep)])
+        vectors = np.concatenate([np.asarray(p.vectors[k]) for p, k in zip(parts, keep)])
+        return self.write(ids, vectors)
+
+    # -- reading -----------------------------------------------------------------------------
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float, int]]:
+        """Best ``k`` chunks for a (normalised) query: (chunk id, score of its best view, that view).
+        ``allowed`` (chunk ids) restricts the search to the chunks a filter admits."""
+        self.refresh()
+        with self._lock:
+            if self._coarse is None or self._coarse.ntotal == 0 or (allowed is not None and len(allowed) == 0):
                 return []
-            scores, ids = self._index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), min(k, self._index.ntotal))
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+            query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+            candidates = self._candidates(query, k, allowed)
+            return self._rescore(query[0], candidates)[:k]
 
-    def ids(self) -> set[int]:
-        with self._lock:
-            return set(faiss.vector_to_array(self._index.id_map).tolist())
+    def _candidates(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> np.ndarray:
+        fetch = min(2 * k, self._coarse.ntotal)
+        params = None
+        if allowed is not None:
+            selector = faiss.IDSelectorBatch(np.concatenate([allowed * MAX_VIEWS + ORIGINAL, allowed * MAX_VIEWS + ENGLISH]))
+            if self.approximate:  # fewer admitted chunks: probe more lists, up to all of them
+                share = len(allowed) / max(1, len(self._where_segment))
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=min(self._coarse.nlist, int(NPROBE / max(share, 1e-6))))
+            else:
+                params = faiss.SearchParameters(sel=selector)
+        _, ids = self._coarse.search(query, fetch, params=params)
+        found = ids[0][ids[0] >= 0]
+        return np.unique(found // MAX_VIEWS)
 
-    def save(self) -> None:
+    def _rescore(self, query: np.ndarray, chunks: np.ndarray) -> list[tuple[int, float, int]]:
+        """Every view of each candidate chunk, scored exactly from the float16 segment rows."""
+        results: list[tuple[int, float, int]] = []
+        by_segment: dict[str, list[int]] = {}
+        for chunk in chunks.tolist():
+            name = self._where_segment.get(chunk)
+            if name is not None:
+                by_segment.setdefault(name, []).append(chunk)
+        for name, members in by_segment.items():
+            segment = self._segments[name]
+            starts = self._where_row[members]
+            counts = self._where_count[members].astype(np.int64)
+            rows = np.concatenate([np.arange(s, s + c) for s, c in zip(starts.tolist(), counts.tolist())])
+            scores = np.asarray(segment.vectors[rows], dtype=np.float32) @ query
+            offsets = np.r_[0, np.cumsum(counts)[:-1]]
+            for chunk, offset, count in zip(members, offsets.tolist(), counts.tolist()):
+                best = offset + int(np.argmax(scores[offset: offset + count]))
+                results.append((chunk, float(scores[best]), int(segment.ids[rows[best]] % MAX_VIEWS)))
+        results.sort(key=lambda item: -item[1])
+        return results
+
+    def views(self, chunk_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(view numbers, float32 vectors) of one chunk."""
+        self.refresh()
         with self._lock:
-            staging = self.path.with_suffix(".tmp")
-            faiss.write_index(self._index, str(staging))
-            os.replace(staging, self.path)
+            name = self._where_segment.get(chunk_id)
+            if name is None:
+                return np.zeros(0, dtype=np.int64), np.zeros((0, self.dimension), dtype=np.float32)
+            segment, row, count = self._segments[name], int(self._where_row[chunk_id]), int(self._where_count[chunk_id])
+            return np.asarray(segment.ids[row: row + count]) % MAX_VIEWS, np.asarray(segment.vectors[row: row + count], dtype=np.float32)
+
+    def chunk_ids(self) -> set[int]:
+        with self._lock:
+            return set(self._where_segment)

@@ -4,7 +4,6 @@ import pytest
 
 from index.library import Library, LibraryError
 from index.ranking import SearchFilters, merge_overlapping
-from index.vectors import ENGLISH, ORIGINAL, vector_id
 from ingest.records import Chunk, Recording, Segment, Transcript, Word
 from tests.conftest import HashingEmbedder
 
@@ -54,18 +53,20 @@ def test_overlapping_chunks_of_one_recording_merge_into_one_hit():
 
 def test_delete_removes_catalog_rows_and_vectors_and_ids_survive(library, tmp_path, hashing_embedder):
     store = library.store
-    before = store.vectors.ids()
+    before = store.vectors.chunk_ids()
     gone = library.delete("aaa")
     assert gone.id == "aaa"
-    assert [r.id for r in store.recordings()] == ["bbb"]
-    remaining = {c.id for c in store.all_chunks()}
-    assert store.vectors.ids() == {vector_id(c, v) for c in remaining for v in (ORIGINAL, ENGLISH)}
-    assert store.vectors.ids() < before
+    assert [r.id for r in store.records.recordings()] == ["bbb"]
+    remaining = {c.id for c in store.records.chunks_of("bbb")}
+    assert store.vectors.chunk_ids() == remaining < before
+    assert len(store.vectors) == 4  # two chunks, each as spoken and in English
     # reopening from disk sees the same state, and the surviving ids still resolve
     reopened = Library(tmp_path / "lib", hashing_embedder)
     assert reopened.search("personal data")[0].recording_id == "bbb"
     add(reopened, "ccc", [(0, 10, "new talk about bridges", None)])
     assert reopened.search("bridges")[0].recording_id == "ccc"
+    # new chunk ids never reuse a deleted one
+    assert min(c.id for c in reopened.store.records.chunks_of("ccc")) > max(before)
 
 
 def test_unknown_and_ambiguous_references_are_errors(library):
@@ -98,15 +99,17 @@ def test_other_embedding_model_is_refused_until_reindex(library, tmp_path):
 
 def test_a_failed_write_leaves_the_library_as_it_was(library, monkeypatch):
     counts = library.store.counts()
+    files = sorted(p.name for p in (library.folder / "vectors").iterdir())
 
-    def broken_save():
+    def broken_commit(added, removed):
         raise OSError("disk full")
 
-    monkeypatch.setattr(library.store.vectors, "save", broken_save)
+    monkeypatch.setattr(library.store.catalog, "set_segments", broken_commit)
     with pytest.raises(OSError):
         add(library, "eee", [(0, 5, "doomed talk", None)])
     assert library.store.counts() == counts
-    assert library.store.recording("eee") is None
+    assert library.store.records.recording("eee") is None
+    assert sorted(p.name for p in (library.folder / "vectors").iterdir()) == files  # the new segment is gone too
 
 
 def test_a_clearly_weaker_overlapping_chunk_does_not_widen_the_hit():

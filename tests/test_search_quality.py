@@ -5,7 +5,7 @@ import pytest
 from index.lexical import Analyzer
 from index.library import Library
 from index.ranking import FusionSettings, SearchFilters, fuse
-from index.vectors import ORIGINAL, chunk_of, view_of
+from index.vectors import ORIGINAL
 from ingest.chunking import chunk_transcript
 from ingest.records import Chunk, Recording, Segment, Transcript, Word
 
@@ -57,14 +57,14 @@ def test_keyword_search_matches_across_particles_and_inflection(library):
 def test_hit_is_tightened_to_the_matching_sentence_on_word_boundaries(library):
     hit = library.search("주차 정보", mode="lexical")[0]
     assert hit.text == "주차 정보도 제공합니다."
-    transcript = library.store.transcript("ko1")
+    transcript = library.store.records.transcript("ko1")
     sentence = next(s for s in transcript.segments if s.text.startswith("주차"))
     assert (hit.start, hit.end) == (round(sentence.words[0].start, 2), round(sentence.words[-1].end, 2))
 
 
 def test_exact_quote_finds_the_words_and_their_seconds(library):
     [hit] = library.search('"Base stations on ROOFTOPS"')
-    words = library.store.transcript("en1").segments[1].words
+    words = library.store.records.transcript("en1").segments[1].words
     assert hit.recording_id == "en1" and hit.text == "base stations on rooftops,"
     assert (hit.start, hit.end) == (round(words[4].start, 2), round(words[7].end, 2))  # "base" … "rooftops,"
     assert library.search('"stations on the roof"') == []
@@ -76,10 +76,10 @@ def test_metadata_filters_and_editing(library):
     assert {h.recording_id for h in library.search("talk", filters=SearchFilters(event="Forum 2026"))} <= {"ko1", "ru1"}
     assert {h.recording_id for h in library.search("stations", filters=SearchFilters(date_from="2026-01-01"))} <= {"ko1", "ru1"}
     assert {h.recording_id for h in library.search("stations", filters=SearchFilters(date_to="2025-12-31"))} == {"en1"}
-    library.store.update("en1", {"event": "Forum 2026"})
+    library.store.records.update("en1", {"event": "Forum 2026"})
     assert "en1" in {h.recording_id for h in library.search("stations", filters=SearchFilters(event="forum 2026"))}
     with pytest.raises(ValueError, match="cannot edit source"):
-        library.store.update("en1", {"source": "/etc/passwd"})
+        library.store.records.update("en1", {"source": "/etc/passwd"})
 
 
 def chunk(i: int) -> Chunk:
@@ -111,9 +111,11 @@ def test_keyword_rows_follow_deletes_and_are_rebuilt_when_missing(library, tmp_p
     store = library.store
     library.delete("ru1")
     assert library.search("светофорами", mode="lexical") == []
-    rows = store.catalog._rows("SELECT COUNT(*) AS n FROM chunk_terms")[0]["n"]
-    assert rows == store.counts()["chunks"]
-    store.catalog._db.execute("DELETE FROM chunk_terms")
+    assert store.keywords.missing() == []
+    ko_chunks = [c.id for c in store.records.chunks_of("ko1")]
+    with store.catalog.transaction():
+        store.keywords.remove(ko_chunks)
+    assert store.keywords.missing() == ko_chunks
     reopened = Library(tmp_path / "lib", hashing_embedder)
     assert reopened.search("플랫폼", mode="lexical")[0].recording_id == "ko1"
 
@@ -122,14 +124,15 @@ def test_two_sentence_windows_locate_the_answer_inside_a_long_chunk(library, tmp
     """A chunk of several sentences is also embedded as two-sentence windows; the best window's
     seconds come back with the chunk, and survive a reindex."""
     store = library.store
-    [chunk] = [c for c in store.all_chunks() if c.recording_id == "ko1"][:1]
-    ids = {vid for vid in store.vectors.ids() if chunk_of(vid) == chunk.id}
-    assert {view_of(vid) for vid in ids} >= {ORIGINAL, 2, 4}       # whole chunk + windows
+    chunk = store.records.chunks_of("ko1")[0]
+    views, _ = store.vectors.views(chunk.id)
+    assert set(views.tolist()) >= {ORIGINAL, 2, 4}       # whole chunk + windows
     query = library.centering.query("주차 정보도 제공합니다.")
-    best = [(c, span) for c, _, span in store.nearest(query, 5) if c.id == chunk.id]
-    assert best and best[0][1] is not None
-    transcript = store.transcript("ko1")
-    parking = next(s for s in transcript.segments if s.text.startswith("주차"))
-    assert best[0][1][0] <= parking.start and parking.end <= best[0][1][1] + 0.01
-    assert library.reindex() == len(store.all_chunks())
-    assert {vid for vid in store.vectors.ids() if chunk_of(vid) == chunk.id} == ids
+    best = [(c, score, view) for c, score, view in store.vectors.search(query, 5) if c == chunk.id]
+    assert best and best[0][2] >= 2
+    [span] = store.records.window_spans([(chunk.id, best[0][2])]).values()
+    parking = next(s for s in store.records.transcript("ko1").segments if s.text.startswith("주차"))
+    assert span[0] <= parking.start and parking.end <= span[1] + 0.01
+    total = sum(len(store.records.chunks_of(r.id)) for r in store.records.recordings())
+    assert library.reindex() == total
+    assert sorted(store.vectors.views(chunk.id)[0].tolist()) == sorted(views.tolist())

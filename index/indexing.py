@@ -1,0 +1,102 @@
+"""Writing a recording into the store: what gets embedded for each chunk, and the library's identity.
+
+Vectors from two embedding models must never be mixed, so the model (and the recipe the vectors
+were made with) is recorded at the first write and checked on every write and search.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ingest.align import render
+from ingest.chunking import sentences
+from ingest.errors import TalksearchError
+from ingest.records import Chunk, Recording, Transcript
+
+from .centering import RECIPE, LanguageCentering
+from .store import Store
+from .vectors import ENGLISH, ORIGINAL, View
+
+
+class LibraryError(TalksearchError):
+    """The library cannot do what was asked (empty, unknown recording, wrong model)."""
+
+
+def chunk_views(chunks: list[Chunk], transcript: Transcript, max_windows: int = 30) -> list[View]:
+    """What gets embedded for each chunk (``View.chunk`` = position in ``chunks``): the whole
+    chunk as spoken and in English, and every window of two consecutive sentences inside it,
+    as spoken and in English. Windows let a specific query match the part of a long chunk that
+    answers it (on the development set: MRR 0.86 → 0.92) while chunks stay 15–40 s of context;
+    they are also what focuses a hit on its seconds without running the model at query time."""
+    units = sentences(transcript.segments, 40.0)
+    views: list[View] = []
+    for i, chunk in enumerate(chunks):
+        views.append(View(i, ORIGINAL, chunk.start, chunk.end, chunk.text, chunk.language))
+        if chunk.translation:
+            views.append(View(i, ENGLISH, chunk.start, chunk.end, chunk.translation, "en"))
+        inside = [u for u in units if u.start >= chunk.start - 0.01 and u.end <= chunk.end + 0.01]
+        if len(inside) < 3:  # one window would be the whole chunk again
+            continue
+        for j, (first, second) in enumerate(list(zip(inside, inside[1:]))[:max_windows]):
+            start, end = first.start, second.end
+            views.append(View(i, 2 + 2 * j, start, end, f"{first.text} {second.text}", chunk.language))
+            english = None if chunk.language == "en" else render(transcript.translation, start, end)
+            if english:
+                views.append(View(i, 3 + 2 * j, start, end, english, "en"))
+    return views
+
+
+class Indexer:
+    """Embeds chunks with the library's model and writes them; guards the model identity."""
+
+    def __init__(self, store: Store, centering: LanguageCentering, where: str):
+        self.store = store
+        self.centering = centering
+        self.where = where
+
+    @property
+    def model_name(self) -> str:
+        return self.centering.embedder.model_name
+
+    def check_model(self) -> None:
+        built_with = self.store.get_meta("embedding_model")
+        if built_with is not None and built_with != self.model_name:
+            raise LibraryError(
+                f"library {self.where} was built with embedding model {built_with!r}, not {self.model_name!r}: "
+                f"use --embed-model {built_with} or run 'talksearch reindex' to re-embed it with the new model")
+        recipe = self.store.get_meta("vector_recipe")
+        if built_with is not None and recipe != RECIPE:
+            raise LibraryError(f"library {self.where} holds vectors made the old way ({recipe or 'uncentred'}): "
+                               "run 'talksearch reindex' once to bring them up to date")
+
+    def _claim(self) -> None:
+        self.store.set_meta("embedding_model", self.model_name)
+        self.store.set_meta("dimension", str(self.centering.embedder.dimension))
+        self.store.set_meta("vector_recipe", RECIPE)
+
+    def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk]) -> None:
+        self.check_model()
+        views = chunk_views(chunks, transcript)
+        vectors = self.centering.passages([v.text for v in views], [v.language for v in views])
+        if self.store.get_meta("embedding_model") is None:
+            self._claim()
+        self.store.add(recording, transcript, chunks, views, vectors)
+
+    def reindex(self) -> int:
+        """Re-embed every chunk with the current model and vector recipe; the new vectors replace
+        the old in one commit, so searches see either the old library or the new one."""
+        if self.store.get_meta("dimension") not in (None, str(self.centering.embedder.dimension)):
+            raise LibraryError("the new model's vector size differs from the library's: build a new library and re-ingest")
+        records = self.store.records
+        total = 0
+
+        def batches():
+            nonlocal total
+            for recording in records.recordings():
+                own = records.chunks_of(recording.id)
+                views = [replace(v, chunk=own[v.chunk].id) for v in chunk_views(own, records.transcript(recording.id))]
+                total += len(own)
+                yield [c.id for c in own], views, self.centering.passages([v.text for v in views], [v.language for v in views])
+
+        self.store.replace_vectors(batches())
+        self._claim()
+        return total

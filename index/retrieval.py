@@ -1,0 +1,106 @@
+"""Retrieval per ranking mode: each turns a query into ranked (chunk, score, window span) candidates.
+
+Filters go down to the store (SQL for records and keywords, an ID selector for vectors), so a
+selective filter ranks exactly the admitted chunks instead of thinning a fixed candidate pool.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ingest.records import Chunk
+
+from .clips import Span
+from .quotes import contains, locate
+from .ranking import FusionSettings, SearchFilters, fuse, merge_overlapping
+from .store import Store
+from .vectors import ENGLISH, ORIGINAL
+
+Ranked = list[tuple[Chunk, float, Span | None]]
+
+
+@dataclass
+class Candidates:
+    """What one search works over: the query, its vector (None for keywords alone) and filters."""
+
+    text: str
+    vector: np.ndarray | None
+    filters: SearchFilters
+    pool: int
+
+    def allowed(self, store: Store) -> np.ndarray | None:
+        """Chunk ids the filters admit (None: no filter, every chunk)."""
+        return None if self.filters.empty else store.records.chunk_ids(self.filters)
+
+
+class DenseRetriever:
+    """Vector ranking: each chunk scores its best view; a window view brings its seconds."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def __call__(self, query: Candidates) -> Ranked:
+        found = self.store.vectors.search(query.vector, query.pool, query.allowed(self.store))
+        chunks = self.store.records.chunks([c for c, _, _ in found])
+        spans = self.store.records.window_spans([(c, v) for c, _, v in found if v not in (ORIGINAL, ENGLISH)])
+        return [(chunks[c], score, spans.get((c, v))) for c, score, v in found if c in chunks]
+
+
+class KeywordRetriever:
+    """BM25 over analysed terms; the score's companion is the share of query terms a chunk holds."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def matches(self, text: str, k: int, filters: SearchFilters) -> list[tuple[Chunk, float, float]]:
+        terms = set(self.store.analyzer.keys(text))
+        found = self.store.keywords.search(sorted(terms), k, filters)
+        chunks = self.store.records.chunks([i for i, _, _ in found])
+        return [(chunks[i], score, len(held) / len(terms)) for i, score, held in found if i in chunks]
+
+    def __call__(self, query: Candidates) -> Ranked:
+        return [(c, s, None) for c, s, _ in self.matches(query.text, query.pool, query.filters)]
+
+
+class HybridRetriever:
+    """Vector and keyword rankings fused (see ``ranking.FusionSettings`` for how keywords count)."""
+
+    def __init__(self, dense: DenseRetriever, keywords: KeywordRetriever, fusion: FusionSettings):
+        self.dense, self.keywords, self.fusion = dense, keywords, fusion
+
+    def __call__(self, query: Candidates) -> Ranked:
+        dense = self.dense(query)
+        windows = {c.id: span for c, _, span in dense if span}
+        lexical = self.keywords.matches(query.text, query.pool, query.filters)
+        return [(c, s, windows.get(c.id)) for c, s in fuse([(c, s) for c, s, _ in dense], lexical, self.fusion)]
+
+
+class QuoteRetriever:
+    """Chunks holding a quoted phrase, each tightened to the quoted words' own timestamps."""
+
+    def __init__(self, store: Store, keywords: KeywordRetriever):
+        self.store, self.keywords = store, keywords
+
+    def __call__(self, phrase: str, k: int, filters: SearchFilters) -> Ranked:
+        found: Ranked = []
+        for chunk, _, _ in self.keywords.matches(phrase, 1000, filters):
+            if not contains(chunk.text, phrase) and not contains(chunk.translation or "", phrase):
+                continue
+            passage = self.store.records.passage(chunk.recording_id, chunk.start, chunk.end)
+            span = locate([w for s in passage.segments for w in s.words], phrase)
+            if span is None:  # no word timings (imported subtitles) or the phrase is in the English: whole cue(s)
+                holding = [s for s in passage.segments if contains(s.text, phrase) or contains(s.translation or "", phrase)]
+                span = (holding[0].start, holding[-1].end) if holding else (chunk.start, chunk.end)
+            if any(c.recording_id == chunk.recording_id and round(s[0], 2) == round(span[0], 2) for c, _, s in found):
+                continue  # the same occurrence seen through an overlapping chunk
+            found.append((chunk, 1.0, span))
+        return sorted(found, key=lambda item: (item[0].recording_id, item[2][0]))[:k]
+
+
+def top(ranked: Ranked, k: int) -> Ranked:
+    """Overlapping chunks of one recording folded into one hit, best ``k``; a folded hit keeps
+    the window span of its best chunk when the span lies inside it."""
+    windows = {c.id: span for c, _, span in ranked if span}
+    merged = merge_overlapping([(c, s) for c, s, _ in ranked])[:k]
+    return [(c, s, windows.get(c.id)) for c, s in merged]
