@@ -19,6 +19,7 @@ from .quotes import quoted
 from .ranking import FusionSettings, SearchFilters
 from .retrieval import Candidates, DenseRetriever, HybridRetriever, KeywordRetriever, QuoteRetriever, top
 from .store import Store, open_store, stored_dimension
+from .vectors import VectorSettings
 
 SEARCH_MODES = ("hybrid", "dense", "lexical")
 
@@ -26,8 +27,10 @@ SEARCH_MODES = ("hybrid", "dense", "lexical")
 class Library:
     """One library (a folder, or a store location) opened with one embedding model."""
 
-    def __init__(self, folder: Path, embedder: Embedder, store: Store | None = None, fusion: FusionSettings | None = None):
+    def __init__(self, folder: Path, embedder: Embedder, store: Store | None = None, fusion: FusionSettings | None = None,
+                 vectors: VectorSettings | None = None):
         self.folder = folder
+        self.vector_settings = vectors
         self.embedder = embedder
         self.fusion = fusion or FusionSettings()
         self.centering = LanguageCentering(embedder)
@@ -40,7 +43,8 @@ class Library:
         unless the library is new and its vector size is not yet known."""
         with self._opening:
             if self._store is None:
-                self._store = open_store(self.folder, stored_dimension(self.folder) or self.embedder.dimension)
+                dimension = stored_dimension(self.folder) or self.embedder.dimension
+                self._store = open_store(self.folder, dimension, vector_settings=self.vector_settings)
         return self._store
 
     @property

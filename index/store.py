@@ -25,7 +25,7 @@ from .catalog import Catalog
 from .keywords import Fts5Keywords
 from .lexical import Analyzer
 from .ranking import SearchFilters
-from .vectors import ENGLISH, ORIGINAL, SegmentedVectors, View, vector_id
+from .vectors import ENGLISH, ORIGINAL, SegmentedVectors, VectorSettings, View, vector_id
 
 
 class Records(Protocol):
@@ -82,13 +82,14 @@ class StoreError(TalksearchError):
 class EmbeddedStore:
     """``catalog.sqlite`` (records + keyword index) and ``vectors/`` (segment files) in one folder."""
 
-    def __init__(self, folder: Path, dimension: int, analyzer: Analyzer | None = None):
+    def __init__(self, folder: Path, dimension: int, analyzer: Analyzer | None = None,
+                 vector_settings: VectorSettings | None = None):
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.analyzer = analyzer or Analyzer()
         self.records = self.catalog = Catalog(folder / "catalog.sqlite")
         self.keywords = Fts5Keywords(self.catalog)
-        self.vectors = SegmentedVectors(folder / "vectors", dimension, self.catalog)
+        self.vectors = SegmentedVectors(folder / "vectors", dimension, self.catalog, vector_settings)
         missing = self.keywords.missing()
         if missing:  # keyword rows are derived data: rebuild whatever is absent
             chunks = self.catalog.chunks(missing)
@@ -200,9 +201,10 @@ def stored_dimension(location: str | Path) -> int | None:
     return int(known) if known else None
 
 
-def open_store(location: str | Path, dimension: int, analyzer: Analyzer | None = None) -> Store:
+def open_store(location: str | Path, dimension: int, analyzer: Analyzer | None = None,
+               vector_settings: VectorSettings | None = None) -> Store:
     """The one factory: a folder path opens (or creates) the embedded store."""
     text = str(location)
     if "://" in text:
         raise StoreError(f"no store backend for {text.split('://')[0]!r} URLs; give a library folder")
-    return EmbeddedStore(Path(location), dimension, analyzer)
+    return EmbeddedStore(Path(location), dimension, analyzer, vector_settings)

@@ -11,7 +11,7 @@ Why this shape (measured with ``python -m benchmarks.scale``; see the README):
   the catalog; ``compact`` merges small segments (tiers of 4x) and drops buried rows later.
   The old design rewrote one 1.5 GB FAISS file on every write at 100k chunks.
 - Searches do not scan the library. Only the two whole-chunk views go into the coarse index
-  (exact below ``ANN_MIN`` vectors, IVF with 8-bit scalar quantisation above, trained and
+  (exact below ``VectorSettings.ann_min`` vectors, IVF with 8-bit scalar quantisation above, trained and
   retrained as the library grows); the coarse candidates' views, windows included, are then
   rescored exactly from the memory-mapped segments. Memory holds the coarse index (~400 bytes
   per chunk-level vector) and a location per chunk; window vectors stay on disk.
@@ -36,14 +36,20 @@ import numpy as np
 
 MAX_VIEWS = 64
 ORIGINAL, ENGLISH = 0, 1
-# Below this many chunk-level vectors an exact scan is fast enough (~2 ms); above it, IVF.
-ANN_MIN = 50_000
-# The IVF is retrained when the library has grown this many times since training.
-RETRAIN_GROWTH = 4
-# IVF lists scanned per query; recall@10 against exact search is measured in benchmarks/scale.py.
-NPROBE = 48
-# Segments in one size tier (powers of 4) before they are merged into one.
-MERGE_FANOUT = 4
+
+
+@dataclass(frozen=True)
+class VectorSettings:
+    """When the coarse index turns approximate, how hard it looks, and when segments merge."""
+
+    # Below this many chunk-level vectors an exact scan is fast enough (~2 ms); above it, IVF.
+    ann_min: int = 50_000
+    # The IVF is retrained when the library has grown this many times since training.
+    retrain_growth: float = 4.0
+    # IVF lists scanned per query; recall@10 against exact search is measured in benchmarks/scale.py.
+    nprobe: int = 48
+    # Segments in one size tier (powers of this) before they are merged into one.
+    merge_fanout: int = 4
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,8 @@ def _fsync_dir(folder: Path) -> None:
 class SegmentedVectors:
     """The vector role of the embedded store. Thread-safe: the API searches while a job writes."""
 
-    def __init__(self, folder: Path, dimension: int, manifest: Manifest):
+    def __init__(self, folder: Path, dimension: int, manifest: Manifest, settings: VectorSettings | None = None):
+        self.settings = settings or VectorSettings()
         self.folder = folder
         self.dimension = dimension
         self.manifest = manifest
@@ -231,7 +238,7 @@ class SegmentedVectors:
     def _train_ivf(self) -> None:
         """Replace the coarse index by an IVF over 8-bit codes, trained on a sample of the library."""
         total = self.coarse_size()
-        nlist = int(min(4096, max(256, 2 ** round(math.log2(2 * math.sqrt(total))))))
+        nlist = int(min(4096, max(16, 2 ** round(math.log2(2 * math.sqrt(total))))))
         sample_size = min(total, 48 * nlist)
         batches = list(self._coarse_rows())
         every = np.concatenate([ids for ids, _ in batches])
@@ -247,7 +254,7 @@ class SegmentedVectors:
         ivf.train(sample)
         for ids, vectors in batches:
             ivf.add_with_ids(vectors, ids)
-        ivf.nprobe = NPROBE
+        ivf.nprobe = self.settings.nprobe
         self._coarse, self._trained_on = ivf, ivf.ntotal
         self._save_coarse()
 
@@ -284,7 +291,7 @@ class SegmentedVectors:
         with self._lock:
             self.refresh()
             size = self.coarse_size()
-            if size >= ANN_MIN and (not self.approximate or size > RETRAIN_GROWTH * self._trained_on):
+            if size >= self.settings.ann_min and (not self.approximate or size > self.settings.retrain_growth * self._trained_on):
                 self._train_ivf()
                 return True
             return False
@@ -309,12 +316,12 @@ class SegmentedVectors:
                 (self.folder / f"{name}{suffix}").unlink(missing_ok=True)
 
     def merge_plan(self) -> list[list[str]]:
-        """Groups of segments to merge: ``MERGE_FANOUT`` or more of one size tier."""
+        """Groups of segments to merge: ``merge_fanout`` or more of one size tier."""
         with self._lock:
             tiers: dict[int, list[str]] = {}
             for name, segment in sorted(self._segments.items()):
-                tiers.setdefault(int(math.log(max(len(segment), 1), MERGE_FANOUT)), []).append(name)
-            return [names for names in tiers.values() if len(names) >= MERGE_FANOUT]
+                tiers.setdefault(int(math.log(max(len(segment), 1), self.settings.merge_fanout)), []).append(name)
+            return [names for names in tiers.values() if len(names) >= self.settings.merge_fanout]
 
     def merged(self, names: list[str]) -> tuple[str, int]:
         """Write one segment holding the live rows of these segments (not yet live itself)."""
@@ -345,7 +352,8 @@ class SegmentedVectors:
             selector = faiss.IDSelectorBatch(np.concatenate([allowed * MAX_VIEWS + ORIGINAL, allowed * MAX_VIEWS + ENGLISH]))
             if self.approximate:  # fewer admitted chunks: probe more lists, up to all of them
                 share = len(allowed) / max(1, len(self._where_segment))
-                params = faiss.SearchParametersIVF(sel=selector, nprobe=min(self._coarse.nlist, int(NPROBE / max(share, 1e-6))))
+                nprobe = min(self._coarse.nlist, int(self.settings.nprobe / max(share, 1e-6)))
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
             else:
                 params = faiss.SearchParameters(sel=selector)
         _, ids = self._coarse.search(query, fetch, params=params)

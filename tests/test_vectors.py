@@ -1,0 +1,160 @@
+"""The vector store on its own: append-only segments, merges, the approximate index, filters
+pushed down, crash leftovers, and a second process's writes. Small random vectors stand in for
+embeddings; the real model is covered end to end elsewhere."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from index.catalog import Catalog
+from index.library import Library
+from index.ranking import SearchFilters
+from index.store import EmbeddedStore, StoreError, open_store
+from index.vectors import ENGLISH, MAX_VIEWS, ORIGINAL, VectorSettings, View
+from ingest.records import Chunk, Recording, Segment, Transcript, Word
+
+DIM = 32
+
+
+def unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    vectors = rng.standard_normal((n, DIM)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def add_recording(store: EmbeddedStore, rid: str, vectors: np.ndarray, speaker: str | None = None) -> None:
+    """One recording with a chunk per pair of rows: each chunk has an original and an English view."""
+    chunks, views = [], []
+    for i in range(len(vectors) // 2):
+        chunks.append(Chunk(rid, 10.0 * i, 10.0 * i + 9, "ru", f"текст {rid} {i}", f"text {rid} {i}", i))
+        views += [View(i, ORIGINAL, 10.0 * i, 10.0 * i + 9, "", "ru"), View(i, ENGLISH, 10.0 * i, 10.0 * i + 9, "", "en")]
+    segments = [Segment(c.start, c.end, c.text, "ru", [Word(c.start, c.end, " " + c.text)], c.translation) for c in chunks]
+    recording = Recording(rid, f"Talk {rid}", f"/talks/{rid}.ogg", f"hash-{rid}", 10.0 * len(chunks), "ru", "2026-01-01",
+                          speaker=speaker)
+    store.add(recording, Transcript("ru", recording.duration, segments), chunks, views, vectors)
+
+
+def exact(store: EmbeddedStore, query: np.ndarray, k: int) -> list[int]:
+    """Brute force over every live view, the reference an approximate search is judged by."""
+    scored = []
+    for chunk_id in store.vectors.chunk_ids():
+        _, vectors = store.vectors.views(chunk_id)
+        scored.append((float((vectors @ query).max()), chunk_id))
+    return [c for _, c in sorted(scored, reverse=True)[:k]]
+
+
+@pytest.fixture
+def small_store(tmp_path):
+    return EmbeddedStore(tmp_path / "lib", DIM, vector_settings=VectorSettings(ann_min=400, nprobe=16, merge_fanout=4))
+
+
+def test_a_write_adds_one_segment_and_merges_happen_in_tiers(small_store):
+    rng = np.random.default_rng(1)
+    for i in range(9):
+        add_recording(small_store, f"r{i}", unit(rng, 20))
+    assert len(small_store.catalog.segments()) == 9            # append-only: one segment per write
+    query = unit(rng, 1)[0]
+    before = [(c, round(s, 3)) for c, s, _ in small_store.vectors.search(query, 10)]
+    small_store.maintain()
+    assert len(small_store.catalog.segments()) < 9
+    files = {p.name.split(".")[0] for p in (small_store.folder / "vectors").glob("seg-*")}
+    assert files == set(small_store.catalog.segments())       # merged-away files are gone
+    assert [(c, round(s, 3)) for c, s, _ in small_store.vectors.search(query, 10)] == before
+
+
+def test_deleted_chunks_are_never_returned_and_their_rows_go_at_compaction(small_store):
+    rng = np.random.default_rng(2)
+    vectors = unit(rng, 8)
+    for i in range(4):
+        add_recording(small_store, f"r{i}", vectors if i == 0 else unit(rng, 8))
+    doomed = {c.id for c in small_store.records.chunks_of("r0")}
+    assert small_store.delete("r0")
+    assert doomed.isdisjoint(c for c, _, _ in small_store.vectors.search(vectors[0], 50))
+    rows = sum(small_store.catalog.segments().values())
+    small_store.maintain()
+    assert sum(small_store.catalog.segments().values()) == rows - 8
+    assert len(small_store.vectors) == 24
+
+
+def test_the_coarse_index_turns_approximate_past_the_threshold_with_high_recall(small_store, tmp_path):
+    rng = np.random.default_rng(3)
+    centres = unit(rng, 20)  # clustered, as real embeddings are
+    for i in range(30):
+        noisy = centres[rng.integers(0, 20, 40)] + 0.35 * unit(rng, 40)
+        add_recording(small_store, f"r{i}", noisy / np.linalg.norm(noisy, axis=1, keepdims=True))
+    small_store.maintain()
+    assert small_store.vectors.approximate and (small_store.folder / "vectors" / "coarse.faiss").exists()
+    queries = unit(rng, 30)  # asked as the library asks: a pool of 100, of which the best 10 are shown
+    recall = np.mean([len(set(exact(small_store, q, 10)) & {c for c, _, _ in small_store.vectors.search(q, 100)[:10]}) / 10
+                      for q in queries])
+    assert recall >= 0.95
+    # reopened, the saved index is used, and a write after training is searchable at once
+    again = EmbeddedStore(tmp_path / "lib", DIM, vector_settings=small_store.vectors.settings)
+    assert again.vectors.approximate
+    fresh = unit(rng, 2)
+    add_recording(again, "new", fresh)
+    [(chunk_id, score, view)] = again.vectors.search(fresh[0], 1)
+    assert again.records.chunks([chunk_id])[chunk_id].recording_id == "new" and score == pytest.approx(1.0, abs=1e-2)
+
+
+def test_a_selective_filter_finds_hits_that_rank_far_below_the_pool(tmp_path, hashing_embedder):
+    """One speaker's weakly matching talk among many strong ones: filtering after retrieval lost it."""
+    library = Library(tmp_path / "lib", hashing_embedder, vectors=VectorSettings(ann_min=100, nprobe=2))
+    query = "traffic lights intersections"
+    for i in range(150):
+        library.add(*talk(f"loud{i}", "traffic lights at intersections in the city", None))
+    library.add(*talk("quiet", "the budget and some traffic", "Ms Quiet"))
+    library.maintain()
+    assert library.store.vectors.approximate
+    for mode in ("dense", "hybrid", "lexical"):
+        hits = library.search(query, k=5, filters=SearchFilters(speaker="ms quiet"), mode=mode)
+        assert [h.recording_id for h in hits] == ["quiet"], mode
+
+
+def talk(rid: str, text: str, speaker: str | None):
+    segment = Segment(0.0, 5.0, text, "en", [Word(0.0, 5.0, " " + text)])
+    recording = Recording(rid, rid, f"/talks/{rid}.ogg", f"hash-{rid}", 5.0, "en", "2026-01-01", speaker=speaker)
+    return recording, Transcript("en", 5.0, [segment]), [Chunk(rid, 0.0, 5.0, "en", text, None, 0)]
+
+
+def test_a_second_process_sees_writes_and_deletes_without_reopening(tmp_path):
+    rng = np.random.default_rng(4)
+    writer = EmbeddedStore(tmp_path / "lib", DIM)
+    reader = EmbeddedStore(tmp_path / "lib", DIM)  # its own connection and memory, like another process
+    vectors = unit(rng, 4)
+    add_recording(writer, "a", vectors)
+    [(chunk_id, _, _)] = reader.vectors.search(vectors[0], 1)
+    assert reader.records.chunks([chunk_id])[chunk_id].recording_id == "a"
+    writer.delete("a")
+    assert reader.vectors.search(vectors[0], 1) == []
+
+
+def test_segment_files_of_a_write_that_never_committed_are_removed_at_open(tmp_path):
+    rng = np.random.default_rng(5)
+    store = EmbeddedStore(tmp_path / "lib", DIM)
+    add_recording(store, "a", unit(rng, 4))
+    name, _ = store.vectors.write(np.arange(2) * MAX_VIEWS, unit(rng, 2))  # crashed before its commit
+    stray = list((tmp_path / "lib" / "vectors").glob(f"{name}.*"))
+    assert len(stray) == 2
+    for path in stray:
+        os.utime(path, (0, 0))
+    reopened = EmbeddedStore(tmp_path / "lib", DIM)
+    assert not any(path.exists() for path in stray)
+    assert len(reopened.vectors) == 4
+
+
+def test_the_factory_refuses_locations_it_has_no_backend_for(tmp_path):
+    with pytest.raises(StoreError, match="no store backend for 'redis'"):
+        open_store("redis://localhost/0", DIM)
+    assert isinstance(open_store(tmp_path / "lib", DIM), EmbeddedStore)
+
+
+def test_filters_resolve_in_sql_case_insensitively(tmp_path):
+    store = EmbeddedStore(tmp_path / "lib", DIM)
+    rng = np.random.default_rng(6)
+    add_recording(store, "a", unit(rng, 4), speaker="Алексей Гарипов")
+    add_recording(store, "b", unit(rng, 4))
+    ids = store.records.chunk_ids(SearchFilters(speaker="алексей гарипов"))
+    assert set(ids.tolist()) == {c.id for c in store.records.chunks_of("a")}
+    assert isinstance(store.catalog, Catalog)
