@@ -1,13 +1,24 @@
-"""Decoding any media ffmpeg understands (through PyAV) into 16 kHz mono samples, and cutting clips."""
+"""Decoding any media ffmpeg understands (through PyAV) into 16 kHz mono samples, and cutting clips.
+
+Long recordings are never decoded whole for transcription: ``AudioSource`` streams a file in
+blocks and ``AudioSource.windows`` hands out windows of about ``window_seconds`` cut in the
+widest pause of their last minute (Silero VAD, as faster-whisper ships it), so no word is split
+between windows and memory stays bounded whatever the length. The container's declared
+duration is checked before decoding and the decoded samples are counted while decoding, so a
+small file claiming (or holding) ten hours of silence is refused at once, not after eating
+memory.
+"""
 from __future__ import annotations
 
 import hashlib
 import io
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import av
 import numpy as np
-from faster_whisper.audio import decode_audio
+from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from .errors import MediaError
 
@@ -17,6 +28,13 @@ MEDIA_SUFFIXES = frozenset(
 )
 # Peak amplitude below which a whole file counts as silence (about -80 dBFS).
 SILENCE_PEAK = 1e-4
+# Longest recording accepted unless configured otherwise (Settings.max_duration_hours).
+MAX_SECONDS = 4 * 3600.0
+# Source samples gathered before each resampling call, as faster-whisper's decode_audio does.
+_GROUP_SAMPLES = 500_000
+# A window ends in the widest pause of its last this many seconds.
+_PAUSE_SEARCH_SECONDS = 60.0
+_PAUSE_VAD = VadOptions(min_silence_duration_ms=200, speech_pad_ms=0)
 
 
 def is_media_file(path: Path) -> bool:
@@ -35,26 +53,138 @@ def content_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_audio(path: Path) -> np.ndarray:
-    """Return float32 mono samples at 16 kHz, or raise MediaError with the reason."""
-    if not path.exists():
-        raise MediaError(f"{path}: no such file")
-    if not path.is_file():
-        raise MediaError(f"{path}: not a file")
-    try:
-        with av.open(str(path), metadata_errors="ignore") as container:
-            if not container.streams.audio:
-                raise MediaError(f"{path}: no audio stream in this file")
-        audio = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
-    except MediaError:
-        raise
-    except (av.error.FFmpegError, ValueError, OSError) as exc:
-        raise MediaError(f"{path}: cannot decode as audio ({exc.__class__.__name__}: {exc})") from exc
-    if audio.size < SAMPLE_RATE // 10:
-        raise MediaError(f"{path}: decodes to no audio (corrupt or empty file)")
-    if float(np.max(np.abs(audio))) < SILENCE_PEAK:
-        raise MediaError(f"{path}: the audio is silent")
-    return audio
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 3600)}:{int(seconds % 3600 // 60):02d}:{int(seconds % 60):02d}"
+
+
+@dataclass
+class AudioSource:
+    """A media file read as 16 kHz mono, a block at a time. Creating one checks that the file
+    exists, has an audio stream and declares no more than ``max_seconds``; decoding counts the
+    samples too, since a container's duration can be missing or wrong."""
+
+    path: Path
+    max_seconds: float = MAX_SECONDS
+    declared: float | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if not self.path.exists():
+            raise MediaError(f"{self.path}: no such file")
+        if not self.path.is_file():
+            raise MediaError(f"{self.path}: not a file")
+        try:
+            with av.open(str(self.path), metadata_errors="ignore") as container:
+                if not container.streams.audio:
+                    raise MediaError(f"{self.path}: no audio stream in this file")
+                stream = container.streams.audio[0]
+                if stream.duration and stream.time_base:
+                    self.declared = float(stream.duration * stream.time_base)
+                elif container.duration:
+                    self.declared = container.duration / av.time_base
+        except (av.error.FFmpegError, ValueError, OSError) as exc:
+            raise MediaError(f"{self.path}: cannot decode as audio ({exc.__class__.__name__}: {exc})") from exc
+        if self.declared is not None and self.declared > self.max_seconds:
+            raise MediaError(f"{self.path}: declares {_clock(self.declared)} of audio, over the "
+                             f"{_clock(self.max_seconds)} limit (max_duration_hours)")
+
+    def blocks(self, seconds: float = 30.0) -> Iterator[np.ndarray]:
+        """Float32 samples in consecutive blocks of about ``seconds``; MediaError for a file that
+        turns out corrupt, silent or longer than the limit."""
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        pending: list[np.ndarray] = []
+        held = total = 0
+        peak = 0.0
+        try:
+            with av.open(str(self.path), metadata_errors="ignore") as container:
+                for group in _grouped(_valid_frames(container.decode(container.streams.audio[0]))):
+                    for frame in resampler.resample(group):
+                        samples = frame.to_ndarray().reshape(-1)
+                        pending.append(samples)
+                        held += samples.size
+                        total += samples.size
+                        if total > self.max_seconds * SAMPLE_RATE:
+                            raise MediaError(f"{self.path}: decodes to more than the {_clock(self.max_seconds)} "
+                                             "limit of audio (max_duration_hours)")
+                        if held >= seconds * SAMPLE_RATE:
+                            block = np.concatenate(pending)
+                            peak = max(peak, float(np.max(np.abs(block))))
+                            pending, held = [], 0
+                            yield block
+        except (av.error.FFmpegError, ValueError, OSError) as exc:
+            raise MediaError(f"{self.path}: cannot decode as audio ({exc.__class__.__name__}: {exc})") from exc
+        if total < SAMPLE_RATE // 10:
+            raise MediaError(f"{self.path}: decodes to no audio (corrupt or empty file)")
+        last = np.concatenate(pending) if pending else np.zeros(0, dtype=np.float32)
+        if max(peak, float(np.max(np.abs(last), initial=0.0))) < SILENCE_PEAK:
+            raise MediaError(f"{self.path}: the audio is silent")
+        if last.size:
+            yield last
+
+    def windows(self, seconds: float) -> Iterator[tuple[float, np.ndarray]]:
+        """(offset in seconds, samples) of consecutive windows of about ``seconds`` that together
+        cover the file, each cut in the widest pause of its last minute."""
+        pending: list[np.ndarray] = []
+        held = offset = 0
+        for block in self.blocks():
+            pending.append(block)
+            held += block.size
+            if held >= seconds * SAMPLE_RATE:
+                audio = np.concatenate(pending)
+                cut = pause_cut(audio)
+                yield offset / SAMPLE_RATE, audio[:cut]
+                offset += cut
+                pending, held = [audio[cut:].copy()], audio.size - cut
+                del audio
+        if held:
+            yield offset / SAMPLE_RATE, np.concatenate(pending)
+
+
+def _valid_frames(frames: Iterator[av.AudioFrame]) -> Iterator[av.AudioFrame]:
+    """Skip undecodable packets, as faster-whisper does, so one damaged frame loses only itself."""
+    while True:
+        try:
+            yield next(frames)
+        except StopIteration:
+            return
+        except av.error.InvalidDataError:
+            continue
+
+
+def _grouped(frames: Iterator[av.AudioFrame]) -> Iterator[av.AudioFrame | None]:
+    """Frames merged into groups of about _GROUP_SAMPLES (resampling frame by frame is slow), then
+    None to flush the resampler."""
+    fifo = av.AudioFifo()
+    for frame in frames:
+        frame.pts = None
+        fifo.write(frame)
+        if fifo.samples >= _GROUP_SAMPLES:
+            yield fifo.read()
+    if fifo.samples:
+        yield fifo.read()
+    yield None
+
+
+def pause_cut(audio: np.ndarray) -> int:
+    """Sample index in the middle of the widest pause in the last _PAUSE_SEARCH_SECONDS of
+    ``audio`` (the quietest 50 ms there when speech never pauses; the end when there is none)."""
+    start = max(0, audio.size - int(_PAUSE_SEARCH_SECONDS * SAMPLE_RATE))
+    tail = audio[start:]
+    speech = get_speech_timestamps(tail, _PAUSE_VAD)
+    if not speech:
+        return audio.size
+    edges = [0] + [edge for span in speech for edge in (span["start"], span["end"])] + [tail.size]
+    gap_start, gap_end = max(zip(edges[::2], edges[1::2]), key=lambda gap: (gap[1] - gap[0], gap[0]))
+    if gap_end > gap_start:
+        return start + (gap_start + gap_end) // 2
+    frame = SAMPLE_RATE // 20
+    energy = np.square(tail[: tail.size // frame * frame]).reshape(-1, frame).sum(axis=1)
+    return start + int(np.argmin(energy)) * frame + frame // 2
+
+
+def load_audio(path: Path, max_seconds: float = MAX_SECONDS) -> np.ndarray:
+    """Return float32 mono samples at 16 kHz, or raise MediaError with the reason. The whole file
+    is held in memory: for transcription, read an AudioSource in windows instead."""
+    return np.concatenate(list(AudioSource(path, max_seconds).blocks()))
 
 
 def encode_clip(path: Path, start: float, end: float, fmt: str = "ogg") -> bytes:

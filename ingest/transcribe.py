@@ -4,7 +4,7 @@ translate task for everything not spoken in English."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import ModelError, NoSpeechError
 from .guards import keep_segment
-from .media import SAMPLE_RATE
+from .media import SAMPLE_RATE, AudioSource
 from .records import Segment, Transcript, Word
 from .whisper_model import resolve_whisper
 
@@ -31,14 +31,23 @@ class WhisperSettings:
     compute_type: str = "int8"
     beam_size: int = 5
     cpu_threads: int = 0
+    # Whisper decodes again at each next temperature when a result loops or is unsure. Measured,
+    # the retries almost never win (see the module docstring); our guards drop loops instead.
+    temperatures: tuple[float, ...] = (0.0,)
+    # The translate pass may not repeat any run of this many words (0: no limit): whisper base
+    # loops on Korean otherwise ("it is said that it is said ...").
+    translate_no_repeat_ngram: int = 3
     # A segment is relabelled only when Whisper is this sure it hears another language.
     switch_probability: float = 0.8
     # Shortest stretch of speech (seconds) whose language is checked on its own.
     language_window: float = 10.0
+    # A media file is decoded and transcribed this many minutes at a time (cut in a pause).
+    window_minutes: float = 15.0
 
 
 class Transcriber:
-    """Callable pipeline: 16 kHz samples in, Transcript out. The model loads once, in warm_up()."""
+    """Callable pipeline: 16 kHz samples or an AudioSource in, Transcript out. The model loads
+    once, in warm_up()."""
 
     def __init__(self, settings: WhisperSettings | None = None):
         self.settings = settings or WhisperSettings()
@@ -62,40 +71,63 @@ class Transcriber:
         except Exception as exc:  # faster-whisper raises hub, OS and runtime errors alike
             raise ModelError(f"cannot load whisper model {self.settings.model!r}: {exc}") from exc
 
-    def __call__(self, audio: np.ndarray, language: str | None = None, translate: bool = True,
+    def __call__(self, audio: np.ndarray | AudioSource, language: str | None = None, translate: bool = True,
                  progress: Progress | None = None) -> Transcript:
         return self.run(audio, language, translate, progress)
 
-    def run(self, audio: np.ndarray, language: str | None = None, translate: bool = True,
+    def run(self, audio: np.ndarray | AudioSource, language: str | None = None, translate: bool = True,
             progress: Progress | None = None) -> Transcript:
+        """Transcribe (and render into English) window by window; times are on the recording's clock."""
         self.warm_up()
-        duration = audio.size / SAMPLE_RATE
+        if isinstance(audio, AudioSource):
+            windows, expected = audio.windows(self.settings.window_minutes * 60), audio.declared
+        else:
+            windows, expected = [(0.0, audio)], audio.size / SAMPLE_RATE
         report = progress or (lambda fraction: None)
-        segments, info = self._decode(audio, 0.0, language, "transcribe", words=True)
-        kept = self._collect(segments, info.language, lambda end: report(0.5 * end / duration))
-        if not kept:
-            raise NoSpeechError("no speech found in the audio")
-        main = language or info.language
-        if language is None:
-            kept = self._relabel_languages(audio, kept, main)
+        main, probability = language, 1.0
+        segments: list[Segment] = []
         translation: list[Segment] = []
-        if translate:
-            for lang, start, end in _foreign_runs(kept):
-                pieces, _ = self._decode(audio, start, lang, "translate", words=False, end=end)
-                translation += self._collect(pieces, "en", lambda at: report(0.5 + 0.5 * at / duration))
+        duration = 0.0
+        for offset, samples in windows:
+            length = samples.size / SAMPLE_RATE
+
+            def done(seconds: float, offset: float = offset) -> None:
+                """Progress at ``seconds`` of work into this window (transcription and translation
+                count half each)."""
+                if expected:
+                    report(min(1.0, float(offset + seconds) / expected))
+
+            decoded, info = self._decode(samples, 0.0, main, "transcribe", words=True)
+            kept = self._collect(decoded, info.language, lambda end: done(0.5 * end))
+            if kept and main is None:
+                main, probability = info.language, float(info.language_probability)
+            if kept and language is None:
+                kept = self._relabel_languages(samples, kept, main)
+            pieces: list[Segment] = []
+            if translate:
+                for lang, start, end in _foreign_runs(kept):
+                    decoded, _ = self._decode(samples, start, lang, "translate", words=False, end=end)
+                    pieces += self._collect(decoded, "en", lambda at: done(0.5 * length + 0.5 * at))
+            done(length)
+            segments += _shifted(kept, offset)
+            translation += _shifted(pieces, offset)
+            duration = offset + length
+        if not segments:
+            raise NoSpeechError("no speech found in the audio")
         report(1.0)
-        return Transcript(language=main, duration=duration, segments=kept, translation=translation,
-                          language_probability=1.0 if language else float(info.language_probability))
+        return Transcript(language=main, duration=duration, segments=segments, translation=translation,
+                          language_probability=probability)
 
     def _decode(self, audio: np.ndarray, start: float, language: str | None, task: str, words: bool,
                 end: float | None = None):
-        """Run Whisper over audio[start:end]; segment times come back on the recording's clock."""
+        """Run Whisper over audio[start:end]; segment times come back on audio's clock."""
         lo = int(start * SAMPLE_RATE)
         hi = audio.size if end is None else int(end * SAMPLE_RATE)
         segments, info = self._model.transcribe(
             audio[lo:hi], language=language, task=task, beam_size=self.settings.beam_size,
-            word_timestamps=words, vad_filter=True, condition_on_previous_text=False,
-            hallucination_silence_threshold=2.0 if words else None,
+            temperature=list(self.settings.temperatures), word_timestamps=words, vad_filter=True,
+            condition_on_previous_text=False, hallucination_silence_threshold=2.0 if words else None,
+            no_repeat_ngram_size=0 if task == "transcribe" else self.settings.translate_no_repeat_ngram,
         )
         return ((segment, start) for segment in segments), info
 
@@ -129,6 +161,12 @@ class Transcriber:
             redecoded, _ = self._decode(audio, window[0].start, lang, "transcribe", words=True, end=window[-1].end)
             result += self._collect(redecoded, lang, lambda at: None) or window
         return result
+
+
+def _shifted(segments: list[Segment], by: float) -> list[Segment]:
+    """The same segments (and words) ``by`` seconds later: from a window's clock to the recording's."""
+    return [replace(s, start=s.start + by, end=s.end + by,
+                    words=[replace(w, start=w.start + by, end=w.end + by) for w in s.words]) for s in segments]
 
 
 def _windows(segments: list[Segment], min_seconds: float) -> list[list[Segment]]:
