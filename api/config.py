@@ -24,6 +24,10 @@ class Settings:
     # Weight of keyword evidence against the vector ranking in hybrid search (0 = vectors alone).
     lexical_weight: float = 1.0
     translate: bool = True
+    # Longer recordings are refused (checked on the container's header, then while decoding).
+    max_duration_hours: float = 4.0
+    # Media is decoded and transcribed this many minutes at a time, so memory stays bounded.
+    window_minutes: float = 15.0
     device: str = "cpu"
     # HTTP API
     api_key: str | None = None

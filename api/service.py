@@ -14,7 +14,7 @@ from index.ranking import FusionSettings, SearchFilters, iso_date
 from ingest.align import attach
 from ingest.chunking import chunk_transcript
 from ingest.errors import MediaError, TalksearchError
-from ingest.media import SAMPLE_RATE, content_hash, is_media_file, load_audio
+from ingest.media import SAMPLE_RATE, AudioSource, content_hash, is_media_file, load_audio
 from ingest.records import Recording, Transcript
 from ingest.subtitles import read_transcript, write_transcript
 from ingest.transcribe import Transcriber, WhisperSettings
@@ -55,7 +55,8 @@ class Talksearch:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.transcriber = Transcriber(WhisperSettings(model=settings.whisper_model, cache_dir=settings.models_dir,
-                                                       device=settings.device, beam_size=settings.beam_size))
+                                                       device=settings.device, beam_size=settings.beam_size,
+                                                       window_minutes=settings.window_minutes))
         self.embedder = Embedder(EmbedderSettings(model=settings.embed_model, cache_dir=settings.models_dir,
                                                   device=settings.device))
         self.library = Library(settings.library, self.embedder, fusion=FusionSettings(lexical_weight=settings.lexical_weight))
@@ -73,7 +74,7 @@ class Talksearch:
         if existing is not None:
             return Outcome(existing, added=False)
         self.library.check_model()
-        audio = load_audio(path)
+        audio = AudioSource(path, max_seconds=self.settings.max_duration_hours * 3600)
         transcript = self.transcriber(audio, language=meta.language, translate=self.settings.translate, progress=progress)
         recording = self._recording(digest, path, transcript, meta, has_media=True)
         chunks = self._store(recording, transcript)
