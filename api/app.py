@@ -183,7 +183,7 @@ def stats(b: Backend = Depends(backend)) -> dict:
 
 def _search(request: Request, b: Backend, query: SearchQuery) -> list[dict]:
     chosen = [b.recording(r).id for r in query.recording] if query.recording else None
-    if not b.service.stats()["chunks"]:
+    if b.service.is_empty():
         return []
     hits = b.service.search(query.q, query.k, query.lang, chosen, mode=query.mode, event=query.event,
                             session=query.session, speaker=query.speaker,

@@ -58,7 +58,7 @@ class Talksearch:
                                                        device=settings.device, beam_size=settings.beam_size,
                                                        window_minutes=settings.window_minutes))
         self.embedder = Embedder(EmbedderSettings(model=settings.embed_model, cache_dir=settings.models_dir,
-                                                  device=settings.device))
+                                                  device=settings.device, backend=settings.embed_backend))
         self.library = Library(settings.library, self.embedder, fusion=FusionSettings(lexical_weight=settings.lexical_weight))
 
     def warm_up(self) -> None:
@@ -160,6 +160,10 @@ class Talksearch:
             return None
         path = Path(recording.source).resolve()
         return path if path.is_file() else None
+
+    def is_empty(self) -> bool:
+        """No chunk to search (cheap: never counts the library)."""
+        return not self.library.store.records.has_chunks()
 
     def stats(self) -> dict[str, float]:
         """Recordings, chunks and seconds of audio in the library."""

@@ -83,8 +83,13 @@ def wait_until_up(base_url: str, timeout: float = 120.0) -> None:
 def wait_for_job(get, job_id: str, timeout: float = JOB_TIMEOUT) -> dict:
     """Poll ``GET /jobs/{id}`` (``get`` is a client's get) until the job ends."""
     deadline = time.monotonic() + timeout
+    job = {"state": "unknown"}
     while time.monotonic() < deadline:
-        job = get(f"/jobs/{job_id}").json()
+        try:
+            job = get(f"/jobs/{job_id}").json()
+        except httpx.TransportError:  # a kept-alive connection the busy server closed: ask again
+            time.sleep(0.2)
+            continue
         if job["state"] in ("done", "failed"):
             return job
         time.sleep(0.2)

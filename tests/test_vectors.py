@@ -46,7 +46,7 @@ def exact(store: EmbeddedStore, query: np.ndarray, k: int) -> list[int]:
 
 @pytest.fixture
 def small_store(tmp_path):
-    return EmbeddedStore(tmp_path / "lib", DIM, vector_settings=VectorSettings(ann_min=400, nprobe=16, merge_fanout=4))
+    return EmbeddedStore(tmp_path / "lib", DIM, vector_settings=VectorSettings(ann_min=400, ef_search=32, merge_fanout=4))
 
 
 def test_a_write_adds_one_segment_and_merges_happen_in_tiers(small_store):
@@ -100,7 +100,7 @@ def test_the_coarse_index_turns_approximate_past_the_threshold_with_high_recall(
 
 def test_a_selective_filter_finds_hits_that_rank_far_below_the_pool(tmp_path, hashing_embedder):
     """One speaker's weakly matching talk among many strong ones: filtering after retrieval lost it."""
-    library = Library(tmp_path / "lib", hashing_embedder, vectors=VectorSettings(ann_min=100, nprobe=2))
+    library = Library(tmp_path / "lib", hashing_embedder, vectors=VectorSettings(ann_min=100, ef_search=8, exact_subset=0))
     query = "traffic lights intersections"
     for i in range(150):
         library.add(*talk(f"loud{i}", "traffic lights at intersections in the city", None))

@@ -1,0 +1,180 @@
+"""Ingest speed and memory: transcription plus English rendering through the real Transcriber,
+today's settings and the previous ones side by side in one run (the machine may be shared and
+noisy: only ratios from the same run carry a claim).
+
+- ``speed`` (default): English, Russian and Korean material (the demo talks, and the shared
+  fixtures when present) tiled to ``--minutes`` each and written to FLAC; each language is
+  ingested by the baseline (the whole file decoded into memory, Whisper's temperature fallback
+  on, no repeat limit on translation: the path before windows) and by the current path (an
+  AudioSource read in windows, current WhisperSettings), alternately, each in a fresh process so
+  that peak memory is its own. Reports real-time factor, peak RSS, character error rate against
+  the scripts, word timestamps, detected language and whether the English rendering is there.
+- ``--long MINUTES``: peak RSS and real-time factor of the windowed path on one long file
+  (English demo talks tiled); ``--long-baseline`` measures the whole-file path on it as well.
+
+Run: ``python -m benchmarks.ingest [--minutes 3] [--long 40] [--json OUT]``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import re
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import av
+import numpy as np
+
+from api.config import Settings
+from api.demo_library import DEMO_DIR, demo_talks
+from ingest.media import SAMPLE_RATE, AudioSource, load_audio
+from ingest.transcribe import Transcriber, WhisperSettings
+
+FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
+LANGUAGES = ("en", "ru", "ko")
+# What today's path replaced: every temperature retried, translation free to loop.
+BASELINE = {"temperatures": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), "translate_no_repeat_ngram": 0}
+
+
+def sources(language: str) -> list[tuple[Path, str]]:
+    """(media file, the text spoken in it) for one language: demo talks, then fixtures if present."""
+    found = [(DEMO_DIR / t["file"], " ".join(t["sentences"])) for t in demo_talks()
+             if t["media"] == "audio" and t["language"] == language]
+    if FIXTURES.is_dir():
+        found += [(p, p.with_suffix(".txt").read_text(encoding="utf-8"))
+                  for p in sorted((FIXTURES / language).glob("*.flac")) if p.with_suffix(".txt").is_file()]
+        table = FIXTURES / language / "zeroth" / "references.tsv"
+        if table.is_file():
+            rows = [line.split("\t") for line in table.read_text(encoding="utf-8").splitlines()[1:]]
+            found += [(table.parent / name, text) for name, text, *_ in rows]
+    return found
+
+
+def write_flac(path: Path, samples: np.ndarray) -> None:
+    with av.open(str(path), "w", format="flac") as out:
+        stream = out.add_stream("flac", rate=SAMPLE_RATE, layout="mono")
+        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+        for at in range(0, pcm.size, 1 << 16):
+            frame = av.AudioFrame.from_ndarray(pcm[at: at + (1 << 16)].reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate, frame.pts = SAMPLE_RATE, at
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def material(language: str, minutes: float, folder: Path) -> tuple[Path, str] | None:
+    """The language's clips, one second apart, repeated whole until ``minutes`` are reached."""
+    clips = sources(language)
+    if not clips:
+        return None
+    pause = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    once = np.concatenate([part for path, _ in clips for part in (load_audio(path), pause)])
+    repeats = max(1, int(np.ceil(minutes * 60 * SAMPLE_RATE / once.size)))
+    path = folder / f"{language}_{minutes:g}min.flac"
+    write_flac(path, np.tile(once, repeats))
+    return path, " ".join([" ".join(text for _, text in clips)] * repeats)
+
+
+def _letters(text: str) -> np.ndarray:
+    return np.frombuffer(re.sub(r"[\W_]+", "", text.lower()).encode("utf-32-le"), dtype=np.uint32)
+
+
+def character_error_rate(hypothesis: str, reference: str) -> float:
+    """Levenshtein distance over letters and digits (case, spaces and punctuation ignored)."""
+    ref, hyp = _letters(reference), _letters(hypothesis)
+    cols = np.arange(hyp.size + 1)
+    row = cols.copy()
+    for i, letter in enumerate(ref, start=1):
+        step = np.empty_like(row)
+        step[0] = i
+        step[1:] = np.minimum(row[1:] + 1, row[:-1] + (hyp != letter))
+        row = np.minimum.accumulate(step - cols) + cols
+    return float(row[-1]) / max(1, ref.size)
+
+
+def _measure(path: str, path_kind: str, settings: dict, reference: str, queue) -> None:
+    """Child process: ingest one file one way; report time, memory and quality."""
+    transcriber = Transcriber(WhisperSettings(**settings))
+    transcriber.warm_up()
+    started = time.perf_counter()
+    audio = load_audio(Path(path)) if path_kind == "whole" else AudioSource(Path(path))
+    transcript = transcriber(audio)
+    elapsed = time.perf_counter() - started
+    text = " ".join(s.text for s in transcript.segments)
+    queue.put({
+        "seconds": round(elapsed, 2), "audio_seconds": round(transcript.duration, 2),
+        "rtf": round(elapsed / transcript.duration, 4),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "language": transcript.language, "segments": len(transcript.segments),
+        "words_timed": sum(len(s.words) for s in transcript.segments),
+        "english_pieces": len(transcript.translation),
+        "cer": round(character_error_rate(text, reference), 4) if reference else None,
+    })
+
+
+def measure(path: Path, path_kind: str, settings: WhisperSettings, reference: str = "") -> dict:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_measure, args=(str(path), path_kind, asdict(settings), reference, queue))
+    child.start()
+    result = queue.get()
+    child.join()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=3.0, help="audio per language in the speed comparison")
+    parser.add_argument("--languages", default=",".join(LANGUAGES), help="comma-separated, of en, ru, ko")
+    parser.add_argument("--long", type=float, metavar="MINUTES", help="also measure peak memory on one file this long")
+    parser.add_argument("--long-baseline", action="store_true", help="with --long: the whole-file path too (slow)")
+    parser.add_argument("--skip-speed", action="store_true", help="only the --long measurement")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args(argv)
+    app = Settings.from_env()
+    current = WhisperSettings(model=app.whisper_model, cache_dir=app.models_dir, device=app.device,
+                              beam_size=app.beam_size, window_minutes=app.window_minutes)
+    baseline = replace(current, **BASELINE)
+    report: dict = {"settings": {"current": asdict(current), "baseline": asdict(baseline)}, "speed": {}, "long": None}
+    with tempfile.TemporaryDirectory(prefix="talksearch-ingest-bench-") as tmp:
+        folder = Path(tmp)
+        if not args.skip_speed:
+            print(f"{'lang':4s} {'path':8s} {'audio s':>8s} {'RTF':>6s} {'peak MiB':>8s} {'CER':>6s} {'words':>6s} {'en':>4s} lang")
+            for language in args.languages.split(","):
+                made = material(language, args.minutes, folder)
+                if made is None:
+                    print(f"{language}: no material (fixtures absent?)")
+                    continue
+                path, reference = made
+                rows = {"baseline": measure(path, "whole", baseline, reference),
+                        "current": measure(path, "windows", current, reference)}
+                rows["rtf_ratio"] = round(rows["baseline"]["rtf"] / rows["current"]["rtf"], 2)
+                report["speed"][language] = rows
+                for name in ("baseline", "current"):
+                    r = rows[name]
+                    print(f"{language:4s} {name:8s} {r['audio_seconds']:8.0f} {r['rtf']:6.3f} {r['peak_rss_mib']:8d} "
+                          f"{r['cer']:6.3f} {r['words_timed']:6d} {r['english_pieces']:4d} {r['language']}")
+                print(f"{language:4s} speed-up x{rows['rtf_ratio']}")
+        if args.long:
+            made = material("en", args.long, folder)
+            assert made is not None  # the English demo talks ship with the project
+            path, reference = made
+            report["long"] = {"windows": measure(path, "windows", current, reference)}
+            if args.long_baseline:
+                report["long"]["baseline"] = measure(path, "whole", baseline, reference)
+            for name, r in report["long"].items():
+                print(f"long file, {name}: {r['audio_seconds'] / 60:.0f} min, RTF {r['rtf']:.3f}, "
+                      f"peak RSS {r['peak_rss_mib']} MiB, CER {r['cer']:.3f}")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""Search at library sizes users have: latency over HTTP, memory, disk, the cost of adding a
+talk, and the approximate index's recall against exact search on real e5 vectors.
+
+Run: ``python -m benchmarks.scale --chunks 10000,100000 --json scale.json``
+
+For each size a library is built from synthetic recordings of ~33 minutes whose sentences are
+drawn from real ko/ru/en transcripts (the demo talks and, when present, ``../shared/fixtures``),
+cut into chunks and views by the real ingest and index code, with stand-in vectors (clustered
+random unit vectors of the model's size; embedding 100k chunks with the real model takes hours
+on this machine): ``"vectors": "synthetic"``. The real ``talksearch serve`` is started on it and
+hybrid searches with 200+ distinct real-text queries are timed over HTTP, from one client and from
+8 at once. Recall is measured separately on real e5 vectors of real transcripts, at the
+fraction of IVF lists that each size probes (``"recall_vectors": "model"``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from index.centering import RECIPE
+from index.embedder import DEFAULT_EMBEDDER
+from index.indexing import chunk_views
+from index.store import EmbeddedStore
+from index.vectors import VectorSettings
+from ingest.align import attach
+from ingest.chunking import chunk_transcript
+from ingest.records import Recording, Segment, Transcript, Word
+from ingest.subtitles import read_transcript
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+DIMENSION = 384
+TOPICS = 64
+
+
+def real_lines() -> dict[str, list[str]]:
+    """Sentences people said, per language: the demo talks, plus the shared subtitles and texts."""
+    lines: dict[str, list[str]] = {"en": [], "ru": [], "ko": []}
+    talks = json.loads((ROOT / "api" / "demo" / "talks.json").read_text())["talks"]
+    for talk in talks:
+        lines[talk["language"]] += talk["sentences"]
+        lines["en"] += talk.get("translation") or []
+    for srt in sorted(FIXTURES.glob("subtitles/*/*/*.srt")):
+        language = srt.stem
+        lines[language] += [s.text for s in read_transcript(srt, language).segments if len(s.text) > 8]
+    for text in sorted(FIXTURES.glob("*/*.txt")):
+        language = text.parent.name
+        if language in lines:
+            lines[language] += [t.strip() for t in text.read_text().replace("\n", " ").split(". ") if len(t.strip()) > 8]
+    return lines
+
+
+class SyntheticTalks:
+    """Recordings of real sentences in random order, timed like speech, with stand-in vectors."""
+
+    def __init__(self, lines: dict[str, list[str]], seed: int = 0):
+        self.lines = lines
+        self.rng = np.random.default_rng(seed)
+        centres = self.rng.standard_normal((TOPICS, DIMENSION)).astype(np.float32)
+        self.centres = centres / np.linalg.norm(centres, axis=1, keepdims=True)
+
+    def vectors(self, n: int, topic: int) -> np.ndarray:
+        noisy = self.centres[topic] + 0.9 * self.rng.standard_normal((n, DIMENSION)).astype(np.float32) / np.sqrt(DIMENSION)
+        return noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+
+    def recording(self, rid: str, minutes: float = 33.0):
+        language = str(self.rng.choice(["en", "ru", "ko"]))
+        segments, english, t = [], [], 0.0
+        while t < minutes * 60:
+            text = str(self.rng.choice(self.lines[language]))
+            words = text.split()
+            step = 3.5 / max(1, len(words))
+            timed = [Word(t + i * step, t + (i + 0.8) * step, " " + w) for i, w in enumerate(words)]
+            segments.append(Segment(t, t + 3.5, text if text[-1] in ".?!" else text + ".", language, timed))
+            if language != "en":
+                english.append(Segment(t, t + 3.5, str(self.rng.choice(self.lines["en"])), "en"))
+            t += 4.0
+        transcript = Transcript(language, t, segments, english)
+        attach(transcript.segments, transcript.translation)
+        chunks = chunk_transcript(transcript, rid)
+        views = chunk_views(chunks, transcript)
+        recording = Recording(rid, f"Talk {rid}", f"/archive/{rid}.ogg", f"hash-{rid}", t, language, "2026-11-26",
+                              has_media=False, event=f"Forum {2015 + int(self.rng.integers(0, 12))}",
+                              speaker=f"Speaker {int(self.rng.integers(0, 400))}")
+        return recording, transcript, chunks, views, self.vectors(len(views), int(self.rng.integers(0, TOPICS)))
+
+
+def build(folder: Path, chunks: int, talks: SyntheticTalks) -> tuple[EmbeddedStore, float]:
+    started = time.perf_counter()
+    store = EmbeddedStore(folder, DIMENSION)
+    for key, value in (("embedding_model", DEFAULT_EMBEDDER), ("dimension", str(DIMENSION)), ("vector_recipe", RECIPE)):
+        store.set_meta(key, value)
+    made, n = 0, 0
+    while made < chunks:
+        recording, transcript, pieces, views, vectors = talks.recording(f"r{n:06d}")
+        store.add(recording, transcript, pieces, views, vectors)
+        store.maintain()  # as the service does after every write
+        made += len(pieces)
+        n += 1
+    return store, time.perf_counter() - started
+
+
+def add_cost(store: EmbeddedStore, talks: SyntheticTalks, name: str) -> float:
+    """Seconds to add one 30-minute transcript (vectors given: the embedding costs the same anywhere)."""
+    recording, transcript, pieces, views, vectors = talks.recording(name, minutes=30.0)
+    started = time.perf_counter()
+    store.add(recording, transcript, pieces, views, vectors)
+    return time.perf_counter() - started
+
+
+def queries(lines: dict[str, list[str]], n: int, seed: int = 1) -> list[str]:
+    rng = np.random.default_rng(seed)
+    picked: set[str] = set()
+    while len(picked) < n:
+        language = str(rng.choice(["en", "ru", "ko"]))
+        words = str(rng.choice(lines[language])).split()
+        start = int(rng.integers(0, max(1, len(words) - 3)))
+        picked.add(" ".join(words[start: start + int(rng.integers(2, 6))]).strip(".,?!"))
+    return sorted(picked)
+
+
+def serve(folder: Path, port: int) -> subprocess.Popen:
+    command = [sys.executable, "-m", "api.cli", "serve", "--library", str(folder), "--port", str(port)]
+    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.5)
+    server.kill()
+    raise RuntimeError(f"server did not start: {server.stderr.read()[-2000:]}")
+
+
+def latencies(port: int, texts: list[str], clients: int) -> list[float]:
+    """Milliseconds per hybrid search over HTTP; ``clients`` threads share the query list."""
+    times: list[float] = []
+    lock = threading.Lock()
+    work = list(texts)
+
+    def client() -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            while True:
+                with lock:
+                    if not work:
+                        return
+                    text = work.pop()
+                started = time.perf_counter()
+                response = http.get("/search", params={"q": text, "k": 10})
+                elapsed = (time.perf_counter() - started) * 1000
+                response.raise_for_status()
+                with lock:
+                    times.append(elapsed)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(times)
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(round(p / 100 * (len(sorted_values) - 1))))]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def real_recall(efforts: list[int], queries_n: int = 200) -> dict[int, float]:
+    """Recall@10 of the store's search against brute force over every view, on real e5 vectors
+    of the shared Korean subtitles (chunks and views made by the real code), asked with English
+    subtitle lines, with the graph forced on; per graph search breadth (``ef_search``), the pool
+    of 200 the library asks for at k=10 being the default."""
+    from index.centering import LanguageCentering
+    from index.embedder import Embedder
+
+    files = sorted(FIXTURES.glob("subtitles/*/*/ko.srt"))
+    english = sorted(FIXTURES.glob("subtitles/*/*/en.srt"))
+    if not files or not english:
+        return {}
+    centering = LanguageCentering(Embedder())
+    batches = []
+    for i, path in enumerate(files):
+        transcript = read_transcript(path, "ko")
+        chunks = chunk_transcript(transcript, f"k{i}")
+        views = chunk_views(chunks, transcript)
+        batches.append((Recording(f"k{i}", path.parent.name, str(path), f"h{i}", transcript.duration, "ko"),
+                        transcript, chunks, views, centering.passages([v.text for v in views], [v.language for v in views])))
+    asked = [s.text for path in english for s in read_transcript(path, "en").segments if len(s.text.split()) >= 4]
+    vectors = [centering.query(text) for text in asked[:: max(1, len(asked) // queries_n)][:queries_n]]
+    results = {}
+    for ef in efforts:
+        folder = Path(tempfile.mkdtemp(prefix="talksearch-recall-"))
+        try:
+            store = EmbeddedStore(folder, DIMENSION, vector_settings=VectorSettings(ann_min=1, ef_search=ef))
+            for batch in batches:
+                store.add(*batch)
+            store.maintain()
+            reference = {chunk_id: store.vectors.views(chunk_id)[1] for chunk_id in store.vectors.chunk_ids()}
+            found = []
+            for q in vectors:
+                best = sorted(reference, key=lambda c: -float((reference[c] @ q).max()))[:10]
+                got = [c for c, _, _ in store.vectors.search(q, 200)[:10]]
+                found.append(len(set(best) & set(got)) / 10)
+            results[ef] = float(np.mean(found))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chunks", default="10000,100000", help="library sizes, comma-separated")
+    parser.add_argument("--queries", type=int, default=240)
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--keep", type=Path, help="build the libraries under this folder and keep them")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.chunks.split(",")]
+    lines = real_lines()
+    texts = queries(lines, args.queries)
+    base = args.keep or Path(tempfile.mkdtemp(prefix="talksearch-scale-"))
+    report = {"machine": f"{os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"), "sizes": []}
+    settings = VectorSettings()
+    for size in sizes:
+        talks = SyntheticTalks(lines)
+        folder = base / f"lib-{size}"
+        shutil.rmtree(folder, ignore_errors=True)
+        store, build_s = build(folder, size, talks)
+        coarse = store.vectors.coarse_size()
+        counts = store.counts()
+        add_s = add_cost(store, talks, "added")
+        empty = EmbeddedStore(base / f"empty-{size}", DIMENSION)
+        add_empty_s = add_cost(empty, SyntheticTalks(lines, seed=7), "added")
+        store.catalog.close()
+        port = 8700 + len(report["sizes"])
+        server = serve(folder, port)
+        try:
+            latencies(port, texts[:20], 1)  # warm-up: analysers, language means
+            one = latencies(port, texts, 1)
+            eight = latencies(port, texts * 2, 8)
+            rss = rss_mb(server.pid)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        disk = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
+        row = {"chunks": int(counts["chunks"]), "vectors_per_chunk": round(counts["vectors"] / counts["chunks"], 2),
+               "bytes_per_chunk_disk": round(disk * 2**20 / counts["chunks"]), "coarse_vectors": coarse,
+               "approximate": coarse >= settings.ann_min, "p50_ms": round(percentile(one, 50), 1),
+               "p99_ms": round(percentile(one, 99), 1), "p50_ms_concurrent": round(percentile(eight, 50), 1),
+               "p99_ms_concurrent": round(percentile(eight, 99), 1), "rss_mb": round(rss), "disk_mb": round(disk),
+               "add_recording_s": round(add_s, 3), "add_recording_empty_s": round(add_empty_s, 3),
+               "build_s": round(build_s, 1), "vectors": "synthetic", "queries": len(one)}
+        report["sizes"].append(row)
+        print(json.dumps(row), flush=True)
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(base / f"empty-{size}", ignore_errors=True)
+    recall = real_recall([settings.ef_search])
+    report["recall_at_10_by_ef_search"] = recall
+    for row in report["sizes"]:
+        row["recall_at_10"] = round(recall[settings.ef_search], 3) if recall else None
+        row["recall_vectors"] = "model" if recall else None
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
