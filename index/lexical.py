@@ -8,12 +8,13 @@ let a talk on another subject outvote the right one. Queries go through the same
 """
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
+from pathlib import Path
 
 import Stemmer
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from stop_words import get_stop_words
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -32,6 +33,17 @@ class Term:
     end: int
 
 
+@lru_cache(maxsize=1)
+def english_stop_words() -> frozenset[str]:
+    """scikit-learn's English stop list (the Glasgow IR group's), read from its own module file:
+    importing ``sklearn`` itself costs 2.5 s of a command-line search's start-up."""
+    package = Path(next(iter(importlib.util.find_spec("sklearn").submodule_search_locations)))
+    spec = importlib.util.spec_from_file_location("_english_stop_words", package / "feature_extraction" / "_stop_words.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ENGLISH_STOP_WORDS
+
+
 class Analyzer:
     """Turns text in any of the supported scripts into search terms; one instance is reused."""
 
@@ -47,7 +59,7 @@ class Analyzer:
 
     @cached_property
     def _stop(self) -> dict[str, frozenset[str]]:
-        return {"ru": frozenset(get_stop_words("ru")), "en": frozenset(ENGLISH_STOP_WORDS)}
+        return {"ru": frozenset(get_stop_words("ru")), "en": english_stop_words()}
 
     def terms(self, text: str) -> list[Term]:
         """Terms in text order. Korean-bearing words go through the morpheme analyser as a batch."""

@@ -136,3 +136,11 @@ def test_two_sentence_windows_locate_the_answer_inside_a_long_chunk(library, tmp
     total = sum(len(store.records.chunks_of(r.id)) for r in store.records.recordings())
     assert library.reindex() == total
     assert sorted(store.vectors.views(chunk.id)[0].tolist()) == sorted(views.tolist())
+
+
+def test_english_stop_words_are_scikit_learns_list_without_importing_it():
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    from index.lexical import english_stop_words
+
+    assert english_stop_words() == ENGLISH_STOP_WORDS
