@@ -109,13 +109,6 @@ class _Segment:
         return len(self.ids)
 
 
-def _write_npy(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as handle:
-        np.save(handle, array)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
@@ -143,6 +136,7 @@ class SegmentedVectors:
         self._where_count = np.zeros(0, dtype=np.int16)
         self._coarse = None
         self._dead: set[int] = set()  # coarse ids of deleted chunks still in the graph
+        self._deleted_during_build: list[int] | None = None
         with self._lock:
             self._load_coarse()
             self.refresh()
@@ -226,12 +220,18 @@ class SegmentedVectors:
             del self._where_segment[c]
         array = np.asarray(chunk_ids, dtype=np.int64)
         self._where_count[array] = 0
-        if self._coarse is not None:
-            coarse = np.concatenate([array * MAX_VIEWS + ORIGINAL, array * MAX_VIEWS + ENGLISH])
-            if self.approximate:  # a graph cannot drop nodes: they are skipped until the rebuild
-                self._dead.update(coarse.tolist())
-            else:
-                self._coarse.remove_ids(faiss.IDSelectorBatch(coarse))
+        if self._deleted_during_build is not None:
+            self._deleted_during_build += chunk_ids
+        self._forget_coarse(array)
+
+    def _forget_coarse(self, chunks: np.ndarray) -> None:
+        if self._coarse is None or len(chunks) == 0:
+            return
+        coarse = np.concatenate([chunks * MAX_VIEWS + ORIGINAL, chunks * MAX_VIEWS + ENGLISH])
+        if self.approximate:  # a graph cannot drop nodes: they are skipped until the rebuild
+            self._dead.update(coarse.tolist())
+        else:
+            self._coarse.remove_ids(faiss.IDSelectorBatch(coarse))
 
     # -- the coarse index --------------------------------------------------------------------
     def _coarse_add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -240,29 +240,53 @@ class SegmentedVectors:
         if len(ids):
             self._coarse.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64))
 
-    def _coarse_rows(self):
-        """(ids, float32 vectors) of every live chunk-level view, a segment at a time."""
-        for segment in self._segments.values():
-            ids = np.asarray(segment.ids)
-            keep = ((ids % MAX_VIEWS) < 2) & (self._where_count[ids // MAX_VIEWS] > 0)
-            keep &= np.array([self._where_segment.get(c) == segment.name for c in (ids // MAX_VIEWS).tolist()], dtype=bool)
-            if keep.any():
-                yield ids[keep], np.asarray(segment.vectors[keep], dtype=np.float32)
+    def _owned_rows(self, segment: _Segment) -> np.ndarray:
+        """Mask of a segment's rows whose chunk is live and held by this segment."""
+        chunks = np.asarray(segment.ids) // MAX_VIEWS
+        return np.fromiter((self._where_segment.get(c) == segment.name for c in chunks.tolist()), dtype=bool, count=len(chunks))
 
-    def _build_graph(self) -> None:
-        """Replace the coarse index by an HNSW graph over 8-bit codes of every live chunk-level view."""
-        batches = list(self._coarse_rows())
+    def _live_rows(self, segment: _Segment) -> np.ndarray:
+        """Mask of a segment's rows that are chunk-level views of chunks it still holds."""
+        return self._owned_rows(segment) & ((np.asarray(segment.ids) % MAX_VIEWS) < 2)
+
+    def _build_graph(self) -> bool:
+        """Replace the coarse index by an HNSW graph over 8-bit codes of every live chunk-level view.
+
+        Built outside the lock from a snapshot, a segment at a time (memory stays near the graph's
+        own size), so searches go on; writes made meanwhile are caught up at the swap. A merge
+        made meanwhile (another process) voids the build: it is tried again at the next write."""
+        with self._lock:
+            snapshot = [(segment, self._live_rows(segment)) for segment in self._segments.values()]
+            self._deleted_during_build = []
+        rng = np.random.default_rng(0)
+        total = sum(int(keep.sum()) for _, keep in snapshot)
+        share = min(1.0, 100_000 / max(1, total))
+        sample = np.concatenate([np.asarray(segment.vectors[np.flatnonzero(keep)[rng.random(int(keep.sum())) < share]],
+                                            dtype=np.float32) for segment, keep in snapshot])
         graph = faiss.IndexHNSWSQ(self.dimension, faiss.ScalarQuantizer.QT_8bit, self.settings.hnsw_m,
                                   faiss.METRIC_INNER_PRODUCT)
         graph.hnsw.efConstruction = 64
-        every = np.concatenate([v for _, v in batches])
-        graph.train(every[np.random.default_rng(0).permutation(len(every))[:100_000]])
-        del every
+        graph.train(sample)
+        del sample
         index = faiss.IndexIDMap2(graph)
-        for ids, vectors in batches:
-            index.add_with_ids(vectors, ids)
-        self._coarse, self._dead = index, set()
-        self._save_coarse()
+        for segment, keep in snapshot:
+            rows = np.flatnonzero(keep)
+            for block in range(0, len(rows), 50_000):
+                chosen = rows[block: block + 50_000]
+                index.add_with_ids(np.asarray(segment.vectors[chosen], dtype=np.float32), np.asarray(segment.ids[chosen]))
+        with self._lock:
+            deleted, self._deleted_during_build = self._deleted_during_build, None
+            built_from = {segment.name for segment, _ in snapshot}
+            if not built_from <= set(self._segments):
+                return False
+            self._coarse, self._dead = index, set()
+            for name in set(self._segments) - built_from:
+                segment = self._segments[name]
+                keep = self._live_rows(segment)
+                self._coarse_add(np.asarray(segment.ids)[keep], np.asarray(segment.vectors[keep], dtype=np.float32))
+            self._forget_coarse(np.asarray(deleted, dtype=np.int64))
+            self._save_coarse()
+            return True
 
     def _save_coarse(self) -> None:
         staging = self.folder / "coarse.faiss.tmp"
@@ -298,10 +322,8 @@ class SegmentedVectors:
             self.refresh()
             size = self.coarse_size() - len(self._dead)
             hollow = len(self._dead) > self.settings.rebuild_dead_share * max(1, self.coarse_size())
-            if size >= self.settings.ann_min and (not self.approximate or hollow):
-                self._build_graph()
-                return True
-            return False
+            due = size >= self.settings.ann_min and (not self.approximate or hollow)
+        return due and self._build_graph()
 
     # -- writing -----------------------------------------------------------------------------
     def write(self, ids: np.ndarray, vectors: np.ndarray) -> tuple[str, int]:
@@ -309,11 +331,25 @@ class SegmentedVectors:
         views must be consecutive. Commit it with the manifest, or ``discard`` it."""
         if vectors.shape[1:] != (self.dimension,):
             raise ValueError(f"vectors are {vectors.shape[1:]}-d, the library holds {self.dimension}-d")
+        return self._write_blocks([(np.asarray(ids), vectors)], len(ids))
+
+    def _write_blocks(self, blocks, rows: int) -> tuple[str, int]:
+        """Stream (ids, vectors) blocks into a new segment of ``rows`` rows, fsynced."""
         name = f"seg-{time.time_ns():020d}-{os.getpid()}"
-        _write_npy(self.folder / f"{name}.ids.npy", np.asarray(ids, dtype=np.int64))
-        _write_npy(self.folder / f"{name}.vec.npy", np.asarray(vectors, dtype=np.float16))
+        ids_file = np.lib.format.open_memmap(self.folder / f"{name}.ids.npy", "w+", np.int64, (rows,))
+        vec_file = np.lib.format.open_memmap(self.folder / f"{name}.vec.npy", "w+", np.float16, (rows, self.dimension))
+        at = 0
+        for ids, vectors in blocks:
+            ids_file[at: at + len(ids)] = ids
+            vec_file[at: at + len(ids)] = vectors
+            at += len(ids)
+        for written in (ids_file, vec_file):
+            written.flush()
+            with open(written.filename, "rb+") as handle:
+                os.fsync(handle.fileno())
+        del ids_file, vec_file
         _fsync_dir(self.folder)
-        return name, len(ids)
+        return name, rows
 
     def discard(self, *names: str) -> None:
         """Remove segment files: an uncommitted write, or segments a committed merge replaced
@@ -331,14 +367,19 @@ class SegmentedVectors:
             return [names for names in tiers.values() if len(names) >= self.settings.merge_fanout]
 
     def merged(self, names: list[str]) -> tuple[str, int]:
-        """Write one segment holding the live rows of these segments (not yet live itself)."""
+        """Write one segment holding the live rows of these segments (not yet live itself),
+        streamed block by block: the top tier of a million-chunk library is gigabytes."""
         with self._lock:
-            parts = [self._segments[n] for n in names]
-            keep = [np.array([self._where_segment.get(c) == p.name for c in (np.asarray(p.ids) // MAX_VIEWS).tolist()],
-                             dtype=bool) for p in parts]
-        ids = np.concatenate([np.asarray(p.ids)[k] for p, k in zip(parts, keep)])
-        vectors = np.concatenate([np.asarray(p.vectors[k]) for p, k in zip(parts, keep)])
-        return self.write(ids, vectors)
+            parts = [(self._segments[n], self._owned_rows(self._segments[n])) for n in names]
+
+        def blocks():
+            for segment, keep in parts:
+                rows = np.flatnonzero(keep)
+                for at in range(0, len(rows), 100_000):
+                    chosen = rows[at: at + 100_000]
+                    yield np.asarray(segment.ids[chosen]), np.asarray(segment.vectors[chosen])
+
+        return self._write_blocks(blocks(), sum(int(keep.sum()) for _, keep in parts))
 
     # -- reading -----------------------------------------------------------------------------
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float, int]]:
