@@ -4,8 +4,8 @@ noisy: only ratios from the same run carry a claim).
 
 - ``speed`` (default): English, Russian and Korean material (the demo talks, and the shared
   fixtures when present) tiled to ``--minutes`` each and written to FLAC; each language is
-  ingested by the baseline (the whole file decoded into memory, Whisper's temperature fallback
-  on, no repeat limit on translation: the path before windows) and by the current path (an
+  ingested by the baseline (the whole file decoded into memory and the settings of ``BASELINE``:
+  the path before windows) and by the current path (an
   AudioSource read in windows, current WhisperSettings), alternately, each in a fresh process so
   that peak memory is its own. Reports real-time factor, peak RSS, character error rate against
   the scripts, word timestamps, detected language and whether the English rendering is there.
@@ -37,8 +37,9 @@ from ingest.transcribe import Transcriber, WhisperSettings
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 LANGUAGES = ("en", "ru", "ko")
-# What today's path replaced: every temperature retried, translation free to loop.
-BASELINE = {"temperatures": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), "translate_no_repeat_ngram": 0}
+# The path before windows: every temperature retried, translation free to loop, the language
+# of every 10-s window heard.
+BASELINE = {"temperatures": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), "translate_no_repeat_ngram": 0, "main_probability": None}
 
 
 def sources(language: str) -> list[tuple[Path, str]]:

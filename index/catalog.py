@@ -274,12 +274,14 @@ class Catalog:
 
     def passage(self, recording_id: str, start: float, end: float) -> Transcript:
         """The segments (with words) and English pieces of one recording that overlap [start, end]."""
-        segments = []
-        for row in self._rows('SELECT * FROM segments WHERE recording_id = ? AND "end" > ? AND start < ? ORDER BY seq',
-                              (recording_id, start, end)):
-            words = [Word(w["start"], w["end"], w["text"], w["probability"])
-                     for w in self._rows('SELECT * FROM words WHERE segment_id = ? ORDER BY seq', (row["id"],))]
-            segments.append(Segment(row["start"], row["end"], row["text"], row["language"], words, row["translation"]))
+        rows = self._rows('SELECT * FROM segments WHERE recording_id = ? AND "end" > ? AND start < ? ORDER BY seq',
+                          (recording_id, start, end))
+        words: dict[int, list[Word]] = {row["id"]: [] for row in rows}
+        if rows:
+            for w in self._rows(f'SELECT * FROM words WHERE segment_id IN ({",".join("?" * len(rows))}) ORDER BY segment_id, seq',
+                                tuple(words)):
+                words[w["segment_id"]].append(Word(w["start"], w["end"], w["text"], w["probability"]))
+        segments = [Segment(r["start"], r["end"], r["text"], r["language"], words[r["id"]], r["translation"]) for r in rows]
         english = [Segment(r["start"], r["end"], r["text"], "en") for r in self._rows(
             'SELECT * FROM translations WHERE recording_id = ? AND "end" > ? AND start < ? ORDER BY start', (recording_id, start, end))]
         language = segments[0].language if segments else ""

@@ -61,29 +61,32 @@ class ClipShaper:
         return [u for u in sentences(passage.segments, 40.0) if u.start >= chunk.start - 0.01 and u.end <= chunk.end + 0.01]
 
     def shape(self, ranked: list[tuple[Chunk, float, Span | None]], query: str, vector: np.ndarray | None) -> list[Hit]:
-        """Hits focused on the sentence(s) that answer the query (see ``focus``)."""
+        """Hits focused on the sentence(s) that answer the query (see ``focus``). Sentences are
+        analysed only in chunks whose stored terms share one with the query, all in one batch."""
         recordings = self.store.records.recordings_by_id({chunk.recording_id for chunk, _, _ in ranked})
         terms = set(self.analyzer.keys(query))
-        hits = []
-        for chunk, score, window in ranked:
-            passage = self.passage(chunk)
-            units = self.sentences(chunk, passage)
-            span = self.focus(chunk, units, passage, terms, window, vector)
-            hits.append(self.hit(chunk, passage, units, score, terms, recordings[chunk.recording_id], span))
-        return hits
+        held = self.store.keywords.terms_of([chunk.id for chunk, _, _ in ranked if chunk.id is not None]) if terms else {}
+        passages = [self.passage(chunk) for chunk, _, _ in ranked]
+        units = [self.sentences(chunk, passage) for (chunk, _, _), passage in zip(ranked, passages)]
+        said = [[f"{u.text} {render(passage.translation, u.start, u.end) or ''}" for u in group]
+                if terms & held.get(chunk.id, set()) else [] for (chunk, _, _), group, passage in zip(ranked, units, passages)]
+        analysed = iter(self.analyzer.terms_many([text for group in said for text in group]))
+        shared = [[len(terms & {t.text for t in next(analysed)}) for _ in group] for group in said]
+        hits = [self.hit(chunk, passage, group, score, recordings[chunk.recording_id],
+                         self.focus(chunk, group, counts, window, vector))
+                for (chunk, score, window), passage, group, counts in zip(ranked, passages, units, shared)]
+        return self.highlight(hits, terms)
 
-    def focus(self, chunk: Chunk, units: list[Sentence], passage: Transcript, terms: set[str],
-              window: Span | None, vector: np.ndarray | None) -> Span | None:
-        """The span of the sentence(s) that match the query best.
+    def focus(self, chunk: Chunk, units: list[Sentence], shared: list[int], window: Span | None,
+              vector: np.ndarray | None) -> Span | None:
+        """The span of the sentence(s) that match the query best (``shared``: query terms each
+        sentence holds, in its words or its English rendering; empty when none can).
 
-        The sentence sharing most query terms (in its words or its English rendering) wins,
-        together with adjacent sentences that share terms too. Where no sentence shares a term (a
-        cross-lingual query), the two-sentence window whose stored vector matches best is the span:
-        the one that carried the chunk's score, or the best of the chunk's windows when its whole
-        text scored best.
+        The sentence sharing most query terms wins, together with adjacent sentences that share
+        terms too. Where no sentence shares a term (a cross-lingual query), the two-sentence window
+        whose stored vector matches best is the span: the one that carried the chunk's score, or
+        the best of the chunk's windows when its whole text scored best.
         """
-        said = [f"{u.text} {render(passage.translation, u.start, u.end) or ''}" for u in units]
-        shared = [len(terms & set(self.analyzer.keys(text))) for text in said]
         if max(shared, default=0) > 0:
             lo = hi = shared.index(max(shared))
             while lo > 0 and shared[lo - 1]:
@@ -100,9 +103,9 @@ class ClipShaper:
         best = int(views[windows][int(np.argmax(vectors[windows] @ vector))])
         return self.store.records.window_spans([(chunk.id, best)]).get((chunk.id, best))
 
-    def hit(self, chunk: Chunk, passage: Transcript, units: list[Sentence], score: float, terms: set[str],
-            recording: Recording, span: Span | None = None) -> Hit:
-        """A hit on word boundaries around ``span`` (the whole chunk when None)."""
+    def hit(self, chunk: Chunk, passage: Transcript, units: list[Sentence], score: float, recording: Recording,
+            span: Span | None = None) -> Hit:
+        """A hit on word boundaries around ``span`` (the whole chunk when None), not yet highlighted."""
         start, end = span or (chunk.start, chunk.end)
         inside = [u for u in units if u.end > start and u.start < end]
         text = " ".join(u.text for u in inside) if inside else chunk.text
@@ -111,8 +114,14 @@ class ClipShaper:
             text = "".join(w.text for w in words).strip() or text
         translation = None if chunk.language == "en" else (render(passage.translation, start, end) or chunk.translation)
         return Hit(chunk.recording_id, recording.title, recording.source, round(start, 2), round(end, 2), chunk.language,
-                   text, translation, round(score, 4), self.marks(text, terms), self.marks(translation or "", terms))
+                   text, translation, round(score, 4))
 
-    def marks(self, text: str, terms: set[str]) -> list[list[int]]:
-        return [[t.start, t.end] for t in self.analyzer.terms(text) if t.text in terms]
-
+    def highlight(self, hits: list[Hit], terms: set[str]) -> list[Hit]:
+        """Character ranges of the query's terms in each hit's words and English, analysed in one batch."""
+        if not terms:
+            return hits
+        analysed = self.analyzer.terms_many([text for hit in hits for text in (hit.text, hit.translation or "")])
+        for i, hit in enumerate(hits):
+            hit.highlights = [[t.start, t.end] for t in analysed[2 * i] if t.text in terms]
+            hit.translation_highlights = [[t.start, t.end] for t in analysed[2 * i + 1] if t.text in terms]
+        return hits

@@ -31,6 +31,14 @@ class Fts5Keywords:
         return [r[0] for r in self.catalog.query(
             "SELECT id FROM chunks WHERE id NOT IN (SELECT rowid FROM chunk_terms) ORDER BY id")]
 
+    def terms_of(self, ids: list[int]) -> dict[int, set[str]]:
+        """The stored terms (original and English) of these chunks."""
+        if not ids:
+            return {}
+        rows = self.catalog.query(f"SELECT rowid AS id, original || ' ' || COALESCE(english, '') AS words FROM chunk_terms "
+                                  f"WHERE rowid IN ({','.join('?' * len(ids))})", tuple(ids))
+        return {r["id"]: set(r["words"].split()) for r in rows}
+
     def search(self, terms: list[str], k: int, filters: SearchFilters | None = None) -> list[tuple[int, float, set[str]]]:
         """Chunks matching any term, best BM25 first: (chunk id, score, the query terms it holds)."""
         wanted = sorted(set(terms))

@@ -100,9 +100,9 @@ class Library:
         if phrase:
             found = QuoteRetriever(store, keywords)(phrase, k, filters)
             recordings = store.records.recordings_by_id({c.recording_id for c, _, _ in found})
-            terms = set(store.analyzer.keys(phrase))
-            return [shaper.hit(chunk, passage, shaper.sentences(chunk, passage), score, terms, recordings[chunk.recording_id], span)
+            hits = [shaper.hit(chunk, passage, shaper.sentences(chunk, passage), score, recordings[chunk.recording_id], span)
                     for chunk, score, span in found for passage in [shaper.passage(chunk)]]
+            return shaper.highlight(hits, set(store.analyzer.keys(phrase)))
         vector = None if mode == "lexical" else self.centering.query(query)
         candidates = Candidates(query, vector, filters, pool=max(100, 20 * k))
         dense = DenseRetriever(store)

@@ -78,15 +78,18 @@ def fuse(dense: list[tuple[Chunk, float]], lexical: list[tuple[Chunk, float, flo
     return sorted(((chunks[i], s) for i, s in scores.items()), key=lambda pair: -pair[1])
 
 
-def merge_overlapping(ranked: list[tuple[Chunk, float]], tie: float = 0.01) -> list[tuple[Chunk, float]]:
+def merge_overlapping(ranked: list[tuple[Chunk, float]], tie: float = 0.01, limit: int | None = None) -> list[tuple[Chunk, float]]:
     """Fold chunks of one recording that overlap in time into one hit, best score first.
 
     Neighbouring chunks share a sentence, so a good passage often surfaces twice; a user wants
     it once. The hit grows to span both only when the neighbour scores within ``tie`` (relative)
     of it; otherwise the weaker neighbour is absorbed: hits stay as tight as the evidence.
+    With ``limit``, stops once that many hits are final (nothing weaker could widen them).
     """
     merged: list[tuple[Chunk, float]] = []
     for chunk, score in sorted(ranked, key=lambda pair: -pair[1]):
+        if limit is not None and len(merged) >= limit and min(best - score for _, best in merged) > tie * max(abs(b) for _, b in merged):
+            break
         for i, (kept, best) in enumerate(merged):
             if kept.recording_id != chunk.recording_id or chunk.start >= kept.end or kept.start >= chunk.end:
                 continue
@@ -95,7 +98,7 @@ def merge_overlapping(ranked: list[tuple[Chunk, float]], tie: float = 0.01) -> l
             break
         else:
             merged.append((chunk, score))
-    return merged
+    return merged[:limit] if limit is not None else merged
 
 
 def _span(a: Chunk, b: Chunk) -> Chunk:

@@ -102,5 +102,5 @@ def top(ranked: Ranked, k: int) -> Ranked:
     """Overlapping chunks of one recording folded into one hit, best ``k``; a folded hit keeps
     the window span of its best chunk when the span lies inside it."""
     windows = {c.id: span for c, _, span in ranked if span}
-    merged = merge_overlapping([(c, s) for c, s, _ in ranked])[:k]
+    merged = merge_overlapping([(c, s) for c, s, _ in ranked], limit=k)
     return [(c, s, windows.get(c.id)) for c, s in merged]

@@ -54,6 +54,7 @@ class Vectors(Protocol):
 
 
 class Keywords(Protocol):
+    def terms_of(self, ids: list[int]) -> dict[int, set[str]]: ...
     def search(self, terms: list[str], k: int, filters: SearchFilters | None = None) -> list[tuple[int, float, set[str]]]: ...
 
 

@@ -1,0 +1,257 @@
+"""Sentence embeddings on ONNX Runtime, without torch at query time.
+
+A sentence-transformers folder made of Transformer + Pooling (mean or CLS) (+ Normalize) is
+exported once with ``torch.onnx.export`` (dynamo) into ``<models>/onnx/<folder>-<path hash>/``;
+``onnx-int8`` then applies onnxruntime's dynamic quantization (int8 weights, per channel: per
+tensor strays to cosine 0.980). At run time only onnxruntime, tokenizers (the folder's
+``tokenizer.json``) and numpy are imported; prompts, truncation, pooling and L2 normalisation
+follow sentence-transformers. An export whose vectors stray from sentence-transformers' on a few
+probe sentences is refused, and so is a graph whose size, or hash after its mtime changed, no
+longer matches what was written: it is exported again.
+
+multilingual-e5-small, same run (``python -m benchmarks.embedding``; 2 shared cores, noisy:
+read the ratios), torch / onnx fp32 / onnx int8:
+FIGURES
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ingest.errors import ModelError
+from ingest.media import content_hash
+
+log = logging.getLogger(__name__)
+
+# Bump when the export changes, so graphs written by older code are redone.
+FORMAT_VERSION = 1
+# Least cosine to sentence-transformers' vectors on PROBES for an export to be used
+# (multilingual-e5-small int8: 0.993 at worst over 244 ko/ru/en texts).
+MIN_AGREEMENT = {"fp32": 0.999, "int8": 0.98}
+PROBES = [
+    "Smart traffic lights cut waiting times at busy crossings.",
+    "Умные светофоры сократили время ожидания на перекрёстках.",
+    "스마트 신호등이 혼잡한 교차로의 대기 시간을 줄였습니다.",
+    "Next slide, please.",
+    "Есть ли вопросы?",
+    "질문 있으십니까?",
+]
+
+
+@dataclass
+class OnnxSpec:
+    """What running a graph needs besides the graph; stored beside it as ``<variant>.json``."""
+
+    format: int
+    source_fingerprint: str
+    size: int
+    sha256: str
+    mtime_ns: int
+    dimension: int
+    max_length: int
+    pooling: str  # "mean" or "cls"
+    query_prompt: str
+    document_prompt: str
+    pad_id: int
+    pad_token: str
+    agreement: float  # least cosine to sentence-transformers on PROBES, at export
+
+
+class OnnxEncoder:
+    """sentence-transformers' encode_query/encode_document (normalised) on onnxruntime."""
+
+    def __init__(self, graph: Path, tokenizer: Path, spec: OnnxSpec, batch_size: int = 32):
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self.spec, self.batch_size, self.dimension = spec, batch_size, spec.dimension
+        self.tokenizer = Tokenizer.from_file(str(tokenizer))
+        self.tokenizer.enable_truncation(spec.max_length)
+        self.tokenizer.enable_padding(pad_id=spec.pad_id, pad_token=spec.pad_token)
+        self.session = onnxruntime.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+
+    def encode(self, texts: list[str], kind: str) -> np.ndarray:
+        """kind "query" or "document"; batches texts of similar length together."""
+        prompt = self.spec.query_prompt if kind == "query" else self.spec.document_prompt
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.empty((len(texts), self.dimension), np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            out[batch] = self._batch([prompt + texts[i] for i in batch])
+        return out
+
+    def _batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], np.int64)
+        mask = np.array([e.attention_mask for e in encodings], np.int64)
+        hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        if self.spec.pooling == "cls":
+            vectors = hidden[:, 0]
+        else:
+            vectors = (hidden * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def load(model_dir: Path, cache_dir: Path, variant: str, batch_size: int = 32) -> OnnxEncoder:
+    """The encoder for a local sentence-transformers folder; variant "fp32" or "int8". Exports
+    (torch, about half a minute) when no intact graph of the folder as it is now is cached;
+    ModelError when the model cannot be exported."""
+    folder = cache_folder(model_dir, cache_dir)
+    source = fingerprint(model_dir)
+    spec = _cached_spec(folder, variant, source)
+    if spec is None:
+        log.info("exporting embedding model %s to ONNX (%s) in %s, once", model_dir, variant, folder)
+        spec = export(model_dir, folder, variant, source)
+    return OnnxEncoder(folder / f"{variant}.onnx", model_dir / "tokenizer.json", spec, batch_size)
+
+
+def cache_folder(model_dir: Path, cache_dir: Path) -> Path:
+    key = hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:12]
+    return cache_dir / "onnx" / f"{model_dir.name}-{key}"
+
+
+def fingerprint(model_dir: Path) -> str:
+    """Names, sizes and mtimes of the folder's files: a changed model is exported again."""
+    digest = hashlib.sha256()
+    for path in sorted(model_dir.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"{path.relative_to(model_dir)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _cached_spec(folder: Path, variant: str, source: str) -> OnnxSpec | None:
+    try:
+        spec = OnnxSpec(**json.loads((folder / f"{variant}.json").read_text(encoding="utf-8")))
+        stat = (folder / f"{variant}.onnx").stat()
+    except (OSError, ValueError, TypeError):
+        return None
+    if spec.format != FORMAT_VERSION or spec.source_fingerprint != source or stat.st_size != spec.size:
+        return None
+    if stat.st_mtime_ns != spec.mtime_ns:
+        # Written to since export: hash it (int8: ~0.2 s) and remember the mtime if it is intact.
+        if content_hash(folder / f"{variant}.onnx") != spec.sha256:
+            log.warning("cached ONNX graph %s is damaged; exporting it again", folder / f"{variant}.onnx")
+            return None
+        spec.mtime_ns = stat.st_mtime_ns
+        _write_spec(folder, variant, spec)
+    return spec
+
+
+def _write_spec(folder: Path, variant: str, spec: OnnxSpec) -> None:
+    tmp = folder / f".{variant}.json.{os.getpid()}"
+    tmp.write_text(json.dumps(asdict(spec), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, folder / f"{variant}.json")
+
+
+def export(model_dir: Path, folder: Path, variant: str, source: str) -> OnnxSpec:
+    """Export (and for int8 quantize) the folder's model into folder/<variant>.onnx, checked
+    against sentence-transformers on PROBES. Needs torch and sentence-transformers."""
+    from sentence_transformers import SentenceTransformer
+
+    if not (model_dir / "tokenizer.json").is_file():
+        raise ModelError(f"cannot export {model_dir} to ONNX: it has no tokenizer.json")
+    try:
+        model = SentenceTransformer(str(model_dir), device="cpu")
+    except Exception as exc:  # same as the torch backend: any load failure is a model error
+        raise ModelError(f"cannot load embedding model {str(model_dir)!r}: {_first_line(exc)}") from exc
+    spec = _describe(model, model_dir, source)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{variant}-", dir=folder))
+    try:
+        graph = tmp / "fp32.onnx"
+        try:
+            with _quiet():
+                _export_graph(model[0].auto_model, graph)
+                if variant == "int8":
+                    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+                    quantize_dynamic(graph, tmp / "int8.onnx", weight_type=QuantType.QInt8, per_channel=True)
+                    graph = tmp / "int8.onnx"
+        except Exception as exc:  # exporter and quantizer errors: this model cannot run on ONNX
+            raise ModelError(f"cannot export {model_dir} to ONNX: {_first_line(exc)}") from exc
+        spec.agreement = _agreement(model, OnnxEncoder(graph, model_dir / "tokenizer.json", spec))
+        if spec.agreement < MIN_AGREEMENT[variant]:
+            raise ModelError(f"{model_dir} on ONNX ({variant}) strays from sentence-transformers "
+                             f"(cosine {spec.agreement:.4f} < {MIN_AGREEMENT[variant]})")
+        spec.size, spec.mtime_ns, spec.sha256 = graph.stat().st_size, graph.stat().st_mtime_ns, content_hash(graph)
+        (folder / f"{variant}.json").unlink(missing_ok=True)
+        os.replace(graph, folder / f"{variant}.onnx")
+        _write_spec(folder, variant, spec)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return spec
+
+
+def _describe(model, model_dir: Path, source: str) -> OnnxSpec:
+    """The run-time settings of a sentence-transformers model, or ModelError for layouts the
+    ONNX encoder does not reproduce (dense layers, other poolings, prompts left out of pooling)."""
+    layout = [type(module).__name__ for module in model]
+    pooling = model[1] if len(layout) > 1 else None
+    if layout[:2] != ["Transformer", "Pooling"] or set(layout[2:]) - {"Normalize"}:
+        raise ModelError(f"cannot export {model_dir} to ONNX: modules {'+'.join(layout)} "
+                         "(only Transformer+Pooling[+Normalize])")
+    if pooling.pooling_mode not in ("mean", "cls") or not pooling.include_prompt or not model.max_seq_length:
+        raise ModelError(f"cannot export {model_dir} to ONNX: pooling {pooling.pooling_mode!r} "
+                         f"(include_prompt={pooling.include_prompt}), max length {model.max_seq_length}")
+
+    def prompt(*names: str) -> str:  # the prompt encode_query/encode_document would use
+        for name in names:
+            if name in model.prompts:
+                return model.prompts[name]
+        return model.prompts.get(model.default_prompt_name, "") if model.default_prompt_name else ""
+
+    return OnnxSpec(format=FORMAT_VERSION, source_fingerprint=source, size=0, sha256="", mtime_ns=0,
+                    dimension=int(model.get_embedding_dimension()), max_length=int(model.max_seq_length),
+                    pooling=pooling.pooling_mode, query_prompt=prompt("query"),
+                    document_prompt=prompt("document", "passage", "corpus"),
+                    pad_id=int(model.tokenizer.pad_token_id), pad_token=str(model.tokenizer.pad_token),
+                    agreement=0.0)
+
+
+def _export_graph(module, path: Path) -> None:
+    import torch
+
+    # Example sizes 2 and 8, not 1: torch.export fixes dimensions of size 0 and 1.
+    ids = torch.ones((2, 8), dtype=torch.long)
+    dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence")}
+    with torch.inference_mode():
+        torch.onnx.export(module.eval(), (), str(path), kwargs={"input_ids": ids, "attention_mask": torch.ones_like(ids)},
+                          input_names=["input_ids", "attention_mask"], output_names=["token_embeddings"],
+                          dynamic_shapes={"input_ids": dims, "attention_mask": dims},
+                          dynamo=True, external_data=False, verbose=False)
+
+
+@contextmanager
+def _quiet():
+    """Silence the exporter's and quantizer's advice (shape names, "run pre-processing", which
+    fails on this graph and changes nothing measurable) for the few seconds they run."""
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _agreement(model, encoder: OnnxEncoder) -> float:
+    torch_vectors = np.concatenate([
+        model.encode_query(PROBES, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False),
+        model.encode_document(PROBES, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)])
+    onnx_vectors = np.concatenate([encoder.encode(PROBES, "query"), encoder.encode(PROBES, "document")])
+    return float((torch_vectors * onnx_vectors).sum(axis=1).min())
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
