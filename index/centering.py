@@ -8,8 +8,6 @@ Queries and passages have separate means because the model prefixes them differe
 """
 from __future__ import annotations
 
-from functools import cached_property
-
 import numpy as np
 
 from ingest.subtitles import detect_text_language
@@ -47,11 +45,15 @@ class LanguageCentering:
 
     def __init__(self, embedder: Embedder):
         self.embedder = embedder
+        self._means: dict[str, dict[str, np.ndarray]] = {}
 
-    @cached_property
-    def _means(self) -> dict[str, dict[str, np.ndarray]]:
-        return {kind: {lang: encode(texts).mean(axis=0) for lang, texts in NEUTRAL.items()}
-                for kind, encode in (("passage", self.embedder.passages), ("query", self.embedder.queries))}
+    def means(self, kind: str) -> dict[str, np.ndarray]:
+        """Each language's mean vector, per kind and on first use: a search never pays for the
+        passage means (45 sentences less to embed before the first answer)."""
+        if kind not in self._means:
+            encode = self.embedder.passages if kind == "passage" else self.embedder.queries
+            self._means[kind] = {lang: encode(texts).mean(axis=0) for lang, texts in NEUTRAL.items()}
+        return self._means[kind]
 
     def passages(self, texts: list[str], languages: list[str]) -> np.ndarray:
         return self._center(self.embedder.passages(texts), languages, "passage")
@@ -60,7 +62,7 @@ class LanguageCentering:
         return self._center(self.embedder.queries([text]), [detect_text_language(text)], "query")[0]
 
     def _center(self, vectors: np.ndarray, languages: list[str], kind: str) -> np.ndarray:
-        means = self._means[kind]
+        means = self.means(kind)
         shifted = np.array([v - means[lang] if lang in means else v for v, lang in zip(vectors, languages)],
                            dtype=np.float32).reshape(vectors.shape)
         norms = np.linalg.norm(shifted, axis=1, keepdims=True)

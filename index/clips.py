@@ -70,7 +70,7 @@ class ClipShaper:
         units = [self.sentences(chunk, passage) for (chunk, _, _), passage in zip(ranked, passages)]
         said = [[f"{u.text} {render(passage.translation, u.start, u.end) or ''}" for u in group]
                 if terms & held.get(chunk.id, set()) else [] for (chunk, _, _), group, passage in zip(ranked, units, passages)]
-        analysed = iter(self.analyzer.terms_many([text for group in said for text in group]))
+        analysed = iter(self.analyzer.terms_many([text for group in said for text in group], self.analyzer.has_korean(terms)))
         shared = [[len(terms & {t.text for t in next(analysed)}) for _ in group] for group in said]
         hits = [self.hit(chunk, passage, group, score, recordings[chunk.recording_id],
                          self.focus(chunk, group, counts, window, vector))
@@ -120,7 +120,8 @@ class ClipShaper:
         """Character ranges of the query's terms in each hit's words and English, analysed in one batch."""
         if not terms:
             return hits
-        analysed = self.analyzer.terms_many([text for hit in hits for text in (hit.text, hit.translation or "")])
+        analysed = self.analyzer.terms_many([text for hit in hits for text in (hit.text, hit.translation or "")],
+                                            self.analyzer.has_korean(terms))
         for i, hit in enumerate(hits):
             hit.highlights = [[t.start, t.end] for t in analysed[2 * i] if t.text in terms]
             hit.translation_highlights = [[t.start, t.end] for t in analysed[2 * i + 1] if t.text in terms]

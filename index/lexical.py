@@ -66,9 +66,11 @@ class Analyzer:
         """Terms in text order."""
         return self.terms_many([text])[0]
 
-    def terms_many(self, texts: list[str]) -> list[list[Term]]:
+    def terms_many(self, texts: list[str], korean_wanted: bool = True) -> list[list[Term]]:
         """Terms of each text; Korean-bearing texts go through the morpheme analyser in one batch
-        (one call per text cost ~13 ms of a search that shapes ten hits)."""
+        (one call per text cost ~13 ms of a search that shapes ten hits). Without
+        ``korean_wanted`` Korean words are skipped: matching them against a query with no Korean
+        term is pointless, and the analyser's first load costs about a second."""
         results: list[list[Term]] = []
         korean: list[tuple[int, list[tuple[int, int]]]] = []
         for index, text in enumerate(texts):
@@ -87,7 +89,7 @@ class Analyzer:
             results.append(result)
             if korean_spans:
                 korean.append((index, korean_spans))
-        if korean:
+        if korean and korean_wanted:
             analysed = self._kiwi.tokenize([texts[i] for i, _ in korean])
             for (index, spans), tokens in zip(korean, analysed):
                 inside = lambda start: any(lo <= start < hi for lo, hi in spans)  # noqa: E731
@@ -95,6 +97,10 @@ class Analyzer:
                                    for token in tokens if token.tag in _KOREAN_CONTENT and inside(token.start)]
                 results[index].sort(key=lambda term: term.start)
         return results
+
+    @staticmethod
+    def has_korean(terms: set[str]) -> bool:
+        return any(_HANGUL.search(term) for term in terms)
 
     def keys(self, text: str) -> list[str]:
         """Just the terms, for indexing and for queries."""

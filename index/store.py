@@ -98,7 +98,10 @@ class EmbeddedStore:
                 self.keywords.write(missing, self._terms([chunks[i] for i in missing]))
 
     def _terms(self, chunks: list[Chunk]) -> list[tuple[str, str]]:
-        return [(" ".join(self.analyzer.keys(c.text)), " ".join(self.analyzer.keys(c.translation or ""))) for c in chunks]
+        """Each chunk's analysed (original, English) terms, in one batch (Korean: 6 s → 1 s a talk)."""
+        analysed = [" ".join(t.text for t in terms)
+                    for terms in self.analyzer.terms_many([text for c in chunks for text in (c.text, c.translation or "")])]
+        return list(zip(analysed[::2], analysed[1::2]))
 
     def _bump(self) -> None:
         """Tell readers in this and other processes that the vector state changed (inside a transaction)."""
