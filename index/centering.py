@@ -13,6 +13,7 @@ import numpy as np
 from ingest.subtitles import detect_text_language
 
 from .embedder import Embedder
+from .lexical import CYRILLIC, HANGUL
 
 # Parallel, topic-neutral sentences of the kind every talk contains.
 NEUTRAL = {
@@ -39,6 +40,17 @@ NEUTRAL = {
 RECIPE = "centered-windows-v3:" + ",".join(sorted(NEUTRAL))
 
 
+def query_language(text: str) -> str:
+    """The language whose mean a query loses. Hangul and Cyrillic say it by script, plain ASCII is
+    taken as English; only other text asks the language identifier, whose model takes about a
+    second to load (most of a command-line search's start-up before this)."""
+    if HANGUL.search(text):
+        return "ko"
+    if CYRILLIC.search(text):
+        return "ru"
+    return "en" if text.isascii() else detect_text_language(text)
+
+
 class LanguageCentering:
     """Embeds passages and queries with their language's mean vector removed (languages without
     neutral sentences pass through unchanged)."""
@@ -59,7 +71,7 @@ class LanguageCentering:
         return self._center(self.embedder.passages(texts), languages, "passage")
 
     def query(self, text: str) -> np.ndarray:
-        return self._center(self.embedder.queries([text]), [detect_text_language(text)], "query")[0]
+        return self._center(self.embedder.queries([text]), [query_language(text)], "query")[0]
 
     def _center(self, vectors: np.ndarray, languages: list[str], kind: str) -> np.ndarray:
         means = self.means(kind)

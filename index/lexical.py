@@ -18,8 +18,8 @@ import Stemmer
 from stop_words import get_stop_words
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
-_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
+CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 # Korean morpheme tags that carry meaning: nouns, numerals, verb/adjective stems, roots, foreign words.
 _KOREAN_CONTENT = ("NNG", "NNP", "NR", "SN", "SL", "SH", "XR", "VV", "VA")
 
@@ -78,10 +78,10 @@ class Analyzer:
             korean_spans: list[tuple[int, int]] = []
             for match in _WORD.finditer(text):
                 word = match.group().lower().replace("ё", "е")
-                if _HANGUL.search(word):
+                if HANGUL.search(word):
                     korean_spans.append(match.span())
                     continue
-                language = "ru" if _CYRILLIC.search(word) else "en"
+                language = "ru" if CYRILLIC.search(word) else "en"
                 if word in self._stop[language] or (len(word) == 1 and not word.isdigit()):
                     continue
                 stem = word if word.isdigit() else self._stemmers[language].stemWord(word)
@@ -100,7 +100,7 @@ class Analyzer:
 
     @staticmethod
     def has_korean(terms: set[str]) -> bool:
-        return any(_HANGUL.search(term) for term in terms)
+        return any(HANGUL.search(term) for term in terms)
 
     def keys(self, text: str) -> list[str]:
         """Just the terms, for indexing and for queries."""

@@ -144,3 +144,10 @@ def test_english_stop_words_are_scikit_learns_list_without_importing_it():
     from index.lexical import english_stop_words
 
     assert english_stop_words() == ENGLISH_STOP_WORDS
+
+
+def test_query_language_by_script_without_loading_the_identifier_for_ascii():
+    from index.centering import query_language
+
+    assert [query_language(q) for q in ("smart traffic lights", "умные светофоры", "주민을 위한 플랫폼", "la société numérique")] \
+        == ["en", "ru", "ko", "fr"]
