@@ -26,14 +26,14 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
 
 
 def library_state(folder) -> tuple:
-    """What must not change when a command fails: catalog rows and the vector file."""
+    """What must not change when a command fails: catalog rows and the vector segment files."""
     from index.catalog import Catalog
 
     catalog = Catalog(folder / "catalog.sqlite")
     counts = catalog.counts()
     catalog.close()
-    vectors = folder / "vectors.faiss"
-    return counts, vectors.read_bytes() if vectors.exists() else b""
+    segments = sorted((folder / "vectors").glob("seg-*")) if (folder / "vectors").exists() else []
+    return counts, [(p.name, p.read_bytes()) for p in segments]
 
 
 @pytest.fixture(scope="module")
