@@ -54,9 +54,7 @@ class OnnxSpec:
 
     format: int
     source_fingerprint: str
-    size: int
-    sha256: str
-    mtime_ns: int
+    files: dict[str, dict]  # <variant>.onnx and its weights <variant>.onnx.data: size, sha256, mtime_ns
     dimension: int
     max_length: int
     pooling: str  # "mean" or "cls"
@@ -133,19 +131,31 @@ def fingerprint(model_dir: Path) -> str:
 def _cached_spec(folder: Path, variant: str, source: str) -> OnnxSpec | None:
     try:
         spec = OnnxSpec(**json.loads((folder / f"{variant}.json").read_text(encoding="utf-8")))
-        stat = (folder / f"{variant}.onnx").stat()
+        stats = {name: (folder / name).stat() for name in _files(variant)}
     except (OSError, ValueError, TypeError):
         return None
-    if spec.format != FORMAT_VERSION or spec.source_fingerprint != source or stat.st_size != spec.size:
+    if spec.format != FORMAT_VERSION or spec.source_fingerprint != source or set(spec.files) != set(stats):
         return None
-    if stat.st_mtime_ns != spec.mtime_ns:
-        # Written to since export: hash it (int8: ~0.2 s) and remember the mtime if it is intact.
-        if content_hash(folder / f"{variant}.onnx") != spec.sha256:
-            log.warning("cached ONNX graph %s is damaged; exporting it again", folder / f"{variant}.onnx")
+    touched = False
+    for name, stat in stats.items():
+        want = spec.files[name]
+        if stat.st_size != want["size"]:
             return None
-        spec.mtime_ns = stat.st_mtime_ns
+        if stat.st_mtime_ns != want["mtime_ns"]:
+            # Written to since export: hash it (fp32 weights: ~1 s, once) and keep the mtime if intact.
+            if content_hash(folder / name) != want["sha256"]:
+                log.warning("cached ONNX file %s is damaged; exporting it again", folder / name)
+                return None
+            want["mtime_ns"], touched = stat.st_mtime_ns, True
+    if touched:
         _write_spec(folder, variant, spec)
     return spec
+
+
+def _files(variant: str) -> tuple[str, str]:
+    """The graph and its weights, kept apart so that onnxruntime maps the weights instead of
+    parsing them (fp32 session start 0.96 s -> 0.14 s)."""
+    return f"{variant}.onnx", f"{variant}.onnx.data"
 
 
 def _write_spec(folder: Path, variant: str, spec: OnnxSpec) -> None:
@@ -176,7 +186,8 @@ def export(model_dir: Path, folder: Path, variant: str, source: str) -> OnnxSpec
                 if variant == "int8":
                     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-                    quantize_dynamic(graph, tmp / "int8.onnx", weight_type=QuantType.QInt8, per_channel=True)
+                    quantize_dynamic(graph, tmp / "int8.onnx", weight_type=QuantType.QInt8, per_channel=True,
+                                     use_external_data_format=True)
                     graph = tmp / "int8.onnx"
         except Exception as exc:  # exporter and quantizer errors: this model cannot run on ONNX
             raise ModelError(f"cannot export {model_dir} to ONNX: {_first_line(exc)}") from exc
@@ -184,9 +195,11 @@ def export(model_dir: Path, folder: Path, variant: str, source: str) -> OnnxSpec
         if spec.agreement < MIN_AGREEMENT[variant]:
             raise ModelError(f"{model_dir} on ONNX ({variant}) strays from sentence-transformers "
                              f"(cosine {spec.agreement:.4f} < {MIN_AGREEMENT[variant]})")
-        spec.size, spec.mtime_ns, spec.sha256 = graph.stat().st_size, graph.stat().st_mtime_ns, content_hash(graph)
         (folder / f"{variant}.json").unlink(missing_ok=True)
-        os.replace(graph, folder / f"{variant}.onnx")
+        for name in _files(variant):  # the graph names its weights file: keep both names
+            made = tmp / name
+            spec.files[name] = {"size": made.stat().st_size, "sha256": content_hash(made), "mtime_ns": made.stat().st_mtime_ns}
+            os.replace(made, folder / name)
         _write_spec(folder, variant, spec)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -211,7 +224,7 @@ def _describe(model, model_dir: Path, source: str) -> OnnxSpec:
                 return model.prompts[name]
         return model.prompts.get(model.default_prompt_name, "") if model.default_prompt_name else ""
 
-    return OnnxSpec(format=FORMAT_VERSION, source_fingerprint=source, size=0, sha256="", mtime_ns=0,
+    return OnnxSpec(format=FORMAT_VERSION, source_fingerprint=source, files={},
                     dimension=int(model.get_embedding_dimension()), max_length=int(model.max_seq_length),
                     pooling=pooling.pooling_mode, query_prompt=prompt("query"),
                     document_prompt=prompt("document", "passage", "corpus"),
@@ -229,7 +242,7 @@ def _export_graph(module, path: Path) -> None:
         torch.onnx.export(module.eval(), (), str(path), kwargs={"input_ids": ids, "attention_mask": torch.ones_like(ids)},
                           input_names=["input_ids", "attention_mask"], output_names=["token_embeddings"],
                           dynamic_shapes={"input_ids": dims, "attention_mask": dims},
-                          dynamo=True, external_data=False, verbose=False)
+                          dynamo=True, external_data=True, verbose=False)
 
 
 @contextmanager
