@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from index.embedder import DEFAULT_EMBEDDER
+from index.embedder import DEFAULT_BACKEND, DEFAULT_EMBEDDER
 from ingest.whisper_model import DEFAULT_WHISPER
 
 
@@ -20,6 +20,8 @@ class Settings:
     models_dir: Path = field(default_factory=_default_models_dir)
     whisper_model: str = DEFAULT_WHISPER
     embed_model: str = DEFAULT_EMBEDDER
+    # onnx (float32, default), onnx-int8 (faster, slightly worse) or torch; see index/onnx_embedder.py.
+    embed_backend: str = DEFAULT_BACKEND
     beam_size: int = 5
     # Weight of keyword evidence against the vector ranking in hybrid search (0 = vectors alone).
     lexical_weight: float = 1.0
