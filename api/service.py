@@ -145,7 +145,7 @@ class Talksearch:
         """Set metadata after ingest (title, event, session, speaker, date, language); None leaves a field."""
         Metadata(**changes)  # the same checks as at ingest
         recording = self.library.resolve(ref)
-        self.library.store.records.update(recording.id, {k: v for k, v in changes.items() if v is not None})
+        self.library.store.update(recording.id, {k: v for k, v in changes.items() if v is not None})
         return self.library.store.records.recording(recording.id)
 
     # -- for the HTTP API, where ids are exact and never paths ---------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -45,7 +45,7 @@ CREATE INDEX IF NOT EXISTS chunks_by_recording ON chunks(recording_id);
 CREATE TABLE IF NOT EXISTS windows (
     chunk_id INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE, view INTEGER NOT NULL,
     start REAL NOT NULL, "end" REAL NOT NULL, PRIMARY KEY (chunk_id, view));
-CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(original, english, tokenize='unicode61 remove_diacritics 0');
+CREATE TABLE IF NOT EXISTS chunk_terms (id INTEGER PRIMARY KEY, original TEXT NOT NULL, english TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS vector_segments (name TEXT PRIMARY KEY, rows INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tombstones (seq INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_by_language ON chunks(language);
@@ -54,14 +54,14 @@ _RECORDING_COLUMNS = [f.name for f in fields(Recording)]
 
 
 def filter_sql(filters: SearchFilters) -> tuple[str, tuple]:
-    """A WHERE clause over ``chunks`` joined with ``recordings`` for these filters (metadata
-    compared case-insensitively, dates as ISO text)."""
+    """A WHERE clause over ``recordings`` (joined with ``chunks`` when a language is asked) for
+    these filters; metadata compared case-insensitively, dates as ISO text."""
     clauses, args = ["1"], []
     if filters.language is not None:
         clauses.append("chunks.language = ?")
         args.append(filters.language)
     if filters.recordings is not None:
-        clauses.append(f"chunks.recording_id IN ({','.join('?' * len(filters.recordings))})")
+        clauses.append(f"recordings.id IN ({','.join('?' * len(filters.recordings))})")
         args += filters.recordings
     for name in ("event", "session", "speaker"):
         wanted = getattr(filters, name)
@@ -212,6 +212,7 @@ class Catalog:
         """Remove a recording and all rows hanging off it; returns the chunk ids it had.
         Call inside ``transaction()``."""
         ids = [r["id"] for r in self._db.execute("SELECT id FROM chunks WHERE recording_id = ?", (recording_id,))]
+        self._db.executemany("DELETE FROM chunk_terms WHERE rowid = ?", [(i,) for i in ids])
         self._db.execute("DELETE FROM recordings WHERE id = ?", (recording_id,))
         return ids
 
@@ -249,6 +250,43 @@ class Catalog:
         rows = self._rows(f"SELECT chunks.id FROM chunks JOIN recordings ON recordings.id = chunks.recording_id "
                           f"WHERE {where} ORDER BY chunks.id", args)
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    # -- keyword terms: the source the keyword index is built from --------------------------
+    def set_terms(self, ids: list[int], terms: list[tuple[str, str]]) -> None:
+        """(Re)write the analysed (original, English) terms of these chunks. Call inside ``transaction()``."""
+        self._db.executemany("DELETE FROM chunk_terms WHERE rowid = ?", [(i,) for i in ids])
+        self._db.executemany("INSERT INTO chunk_terms(rowid, original, english) VALUES (?, ?, ?)",
+                             [(i, original, english) for i, (original, english) in zip(ids, terms, strict=True)])
+
+    def terms_of(self, ids: list[int]) -> dict[int, set[str]]:
+        if not ids:
+            return {}
+        rows = self._rows(f"SELECT rowid AS id, original || ' ' || english AS words FROM chunk_terms "
+                          f"WHERE rowid IN ({','.join('?' * len(ids))})", tuple(ids))
+        return {r["id"]: set(r["words"].split()) for r in rows}
+
+    def count_terms(self) -> int:
+        return self._rows("SELECT COUNT(*) FROM chunk_terms")[0][0]
+
+    def unanalysed(self) -> list[Chunk]:
+        """Chunks without keyword terms (a library made before keyword search, or repaired)."""
+        return [self._chunk(r) for r in self._rows(
+            "SELECT * FROM chunks WHERE id NOT IN (SELECT rowid FROM chunk_terms) ORDER BY id")]
+
+    def keyword_docs(self, recording_id: str | None = None) -> list[tuple]:
+        """(chunk id, recording id, language, original terms, English terms) of every chunk, or one recording's."""
+        where, args = ("WHERE chunks.recording_id = ?", (recording_id,)) if recording_id else ("", ())
+        return [tuple(r) for r in self._rows(
+            "SELECT chunks.id, chunks.recording_id, chunks.language, chunk_terms.original, chunk_terms.english "
+            f"FROM chunks JOIN chunk_terms ON chunk_terms.rowid = chunks.id {where} ORDER BY chunks.id", args)]
+
+    def recording_ids(self, filters: SearchFilters) -> list[str] | None:
+        """Recordings the recording-level filters admit (None when none is set)."""
+        recording_level = replace(filters, language=None)
+        if recording_level.empty:
+            return None
+        where, args = filter_sql(recording_level)
+        return [r[0] for r in self._rows(f"SELECT id FROM recordings WHERE {where}", args)]
 
     # -- the vector store's manifest: which segment files hold live vectors ------------------
     def segments(self) -> dict[str, int]:

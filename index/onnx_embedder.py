@@ -34,7 +34,7 @@ from ingest.media import content_hash
 log = logging.getLogger(__name__)
 
 # Bump when the export changes, so graphs written by older code are redone.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # Least cosine to sentence-transformers' vectors on PROBES for an export to be used
 # (multilingual-e5-small int8: 0.993 at worst over 244 ko/ru/en texts).
 MIN_AGREEMENT = {"fp32": 0.999, "int8": 0.98}

@@ -22,7 +22,7 @@ from ingest.errors import TalksearchError
 from ingest.records import Chunk, Recording, Transcript
 
 from .catalog import Catalog
-from .keywords import Fts5Keywords
+from .keywords import TantivyKeywords
 from .lexical import Analyzer
 from .ranking import SearchFilters
 from .vectors import ENGLISH, ORIGINAL, SegmentedVectors, VectorSettings, View, vector_id
@@ -43,7 +43,6 @@ class Records(Protocol):
     def chunk_ids(self, filters: SearchFilters) -> np.ndarray: ...
     def has_chunks(self) -> bool: ...
     def window_spans(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[float, float]]: ...
-    def update(self, recording_id: str, changes: dict[str, str | None]) -> None: ...
     def counts(self) -> dict[str, float]: ...
 
 
@@ -69,6 +68,7 @@ class Store(Protocol):
     def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk],
             views: list[View], vectors: np.ndarray) -> None: ...
     def delete(self, recording_id: str) -> bool: ...
+    def update(self, recording_id: str, changes: dict[str, str | None]) -> None: ...
     def replace_vectors(self, batches) -> None: ...
     def maintain(self) -> None: ...
     def get_meta(self, key: str) -> str | None: ...
@@ -89,13 +89,12 @@ class EmbeddedStore:
         self.folder = folder
         self.analyzer = analyzer or Analyzer()
         self.records = self.catalog = Catalog(folder / "catalog.sqlite")
-        self.keywords = Fts5Keywords(self.catalog)
-        self.vectors = SegmentedVectors(folder / "vectors", dimension, self.catalog, vector_settings)
-        missing = self.keywords.missing()
-        if missing:  # keyword rows are derived data: rebuild whatever is absent
-            chunks = self.catalog.chunks(missing)
+        missing = self.catalog.unanalysed()
+        if missing:  # keyword terms are derived data: analyse whatever is absent
             with self.catalog.transaction():
-                self.keywords.write(missing, self._terms([chunks[i] for i in missing]))
+                self.catalog.set_terms([c.id for c in missing], self._terms(missing))
+        self.keywords = TantivyKeywords(folder / "keywords", self.catalog)
+        self.vectors = SegmentedVectors(folder / "vectors", dimension, self.catalog, vector_settings)
 
     def _terms(self, chunks: list[Chunk]) -> list[tuple[str, str]]:
         """Each chunk's analysed (original, English) terms, in one batch (Korean: 6 s → 1 s a talk)."""
@@ -104,8 +103,8 @@ class EmbeddedStore:
         return list(zip(analysed[::2], analysed[1::2]))
 
     def _bump(self) -> None:
-        """Tell readers in this and other processes that the vector state changed (inside a transaction)."""
-        self.catalog.set_meta("vectors_generation", str(int(self.catalog.get_meta("vectors_generation") or 0) + 1))
+        """Tell readers in this and other processes that the library changed (inside a transaction)."""
+        self.catalog.set_meta("generation", str(int(self.catalog.get_meta("generation") or 0) + 1))
 
     # -- writing -------------------------------------------------------------------------------
     def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk],
@@ -118,7 +117,8 @@ class EmbeddedStore:
         try:
             with self.catalog.transaction():
                 ids = self.catalog.add(recording, transcript, chunks)
-                self.keywords.write(ids, self._terms(chunks))
+                terms = self._terms(chunks)
+                self.catalog.set_terms(ids, terms)
                 stored = [replace(view, chunk=ids[view.chunk]) for view in views]
                 self.catalog.set_windows(ids, _windows(stored))
                 segment = self.vectors.write(np.asarray([vector_id(v.chunk, v.view) for v in stored]), vectors)
@@ -129,17 +129,26 @@ class EmbeddedStore:
                 self.vectors.discard(segment[0])
             raise
         self.vectors.refresh()
+        self.keywords.add([(i, c.recording_id, c.language, *t) for i, c, t in zip(ids, chunks, terms)])
 
     def delete(self, recording_id: str) -> bool:
         with self.catalog.transaction():
             if self.catalog.recording(recording_id) is None:
                 return False
             ids = self.catalog.delete(recording_id)
-            self.keywords.remove(ids)
             self.catalog.bury(ids)
             self._bump()
         self.vectors.refresh()
+        self.keywords.remove(ids)
         return True
+
+    def update(self, recording_id: str, changes: dict[str, str | None]) -> None:
+        """Edit a recording's metadata; a corrected language reaches its chunks' keyword entries."""
+        self.catalog.update(recording_id, changes)
+        if "language" in changes:
+            docs = self.catalog.keyword_docs(recording_id)
+            self.keywords.remove([doc[0] for doc in docs])
+            self.keywords.add(docs)
 
     def replace_vectors(self, batches) -> None:
         """Swap every vector in the store for new ones in one commit (re-embedding with another

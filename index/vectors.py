@@ -163,7 +163,7 @@ class SegmentedVectors:
     def refresh(self) -> None:
         """Bring this process's view up to the committed state (cheap when nothing changed)."""
         with self._lock:
-            generation = self.manifest.get_meta("vectors_generation")
+            generation = self.manifest.get_meta("generation")
             if generation == self._generation and self._coarse is not None:
                 return
             committed = self.manifest.segments()
