@@ -81,7 +81,8 @@ class StoreError(TalksearchError):
 
 
 class EmbeddedStore:
-    """``catalog.sqlite`` (records + keyword index) and ``vectors/`` (segment files) in one folder."""
+    """``catalog.sqlite`` (records and keyword terms), ``keywords/`` (tantivy) and ``vectors/``
+    (segment files) in one folder."""
 
     def __init__(self, folder: Path, dimension: int, analyzer: Analyzer | None = None,
                  vector_settings: VectorSettings | None = None):
