@@ -1,6 +1,32 @@
 """Speech to timed text with faster-whisper: transcription with word timestamps, per-segment
 language labels for talks that switch languages, and an English rendering by Whisper's
-translate task for everything not spoken in English."""
+translate task for everything not spoken in English. A media file is handled a window at a
+time (``AudioSource.windows``), so memory does not grow with the length of the recording.
+
+Measured with whisper base (int8) on the 2-core development machine while it was shared
+(absolute times inflated; ratios from one run), English, Russian and Korean material of
+3-5 min (demo talks and the shared fixtures), ``python -m benchmarks.ingest``:
+
+- Temperature fallback is off. Whisper retries a window at temperatures 0.2…1.0 (five
+  samples each) when its text compresses like a loop or its mean log-probability is below -1.
+  Korean→English translation by whisper base loops at temperature 0 in every 30-s window
+  ("it is said that it is said…", compression ratios 14-32) and no retry did better, so each
+  window cost six decodes of up to 448 tokens: 144 of the 188 s spent on 4 min of Korean.
+  In Russian 7 of 43 transcribed and 14 of 36 translated segments were retried with nothing
+  gained. Decoding at temperature 0 only left every transcript's character error rate as it
+  was (en 0.050, ru 0.053, ko 0.138) and halved the Russian translate pass.
+- The translate pass may not repeat a 3-word run (``no_repeat_ngram_size``): Korean loops
+  went from most windows to 0-1 of 38 pieces, with timed pieces of at most ~16 s.
+- Language relabelling heard every ≥10-s window (one encoder pass each, a third of the time
+  for English). Each 30-s stretch is now heard once first and its windows are skipped when it
+  is surely (p ≥ 0.9) the main language: about half the detections on monolingual talks;
+  mixed stretches (p 0.77 at a switch) are still checked window by window.
+- Not adopted: faster-whisper's BatchedInferencePipeline was 1.3-1.4x faster but loses words:
+  with timestamps it drops the text after each chunk's last timestamp (English CER 0.050 ->
+  0.129), without them its segments are whole 30-s chunks and Russian CER went 0.053 -> 0.151.
+  Beam 2 lost Russian words (CER 0.22); beam 3 read like beam 5 but its speed could not be
+  told apart from noise on the shared machine, so beam 5 stays.
+"""
 from __future__ import annotations
 
 import logging
@@ -19,6 +45,8 @@ from .whisper_model import resolve_whisper
 log = logging.getLogger(__name__)
 
 Progress = Callable[[float], None]
+# Whisper hears 30 s at a time: one language detection covers at most this much speech.
+_DETECTION_SECONDS = 30.0
 
 
 @dataclass
@@ -41,8 +69,11 @@ class WhisperSettings:
     switch_probability: float = 0.8
     # Shortest stretch of speech (seconds) whose language is checked on its own.
     language_window: float = 10.0
+    # A 30-s stretch heard as the main language with this probability is not checked in windows
+    # (None: every window is heard).
+    main_probability: float | None = 0.9
     # A media file is decoded and transcribed this many minutes at a time (cut in a pause).
-    window_minutes: float = 15.0
+    window_minutes: float = 10.0
 
 
 class Transcriber:
@@ -149,11 +180,24 @@ class Transcriber:
         Whisper decodes a file in one language; a panel that switches from Korean to English would
         otherwise come out as Korean-flavoured English. Stretches are checked in windows of at
         least ``language_window`` seconds so short interjections inherit the recording language.
+        Each stretch of up to 30 s (what one detection hears) is heard first: windows wholly
+        inside stretches surely in the main language are not heard again.
         """
+        sure: list[bool] = []
+        for stretch in _stretches(segments, _DETECTION_SECONDS):
+            if self.settings.main_probability is None:
+                sure += [False] * len(stretch)
+                continue
+            lang, probability = self._language_of(audio, stretch)
+            sure += [lang == main and probability >= self.settings.main_probability] * len(stretch)
         result: list[Segment] = []
+        first = 0
         for window in _windows(segments, self.settings.language_window):
-            lo, hi = int(window[0].start * SAMPLE_RATE), int(window[-1].end * SAMPLE_RATE)
-            lang, probability, _ = self._model.detect_language(audio[lo:hi])
+            first += len(window)
+            if all(sure[first - len(window): first]):
+                result += window
+                continue
+            lang, probability = self._language_of(audio, window)
             if lang == main or probability < self.settings.switch_probability:
                 result += window
                 continue
@@ -162,11 +206,27 @@ class Transcriber:
             result += self._collect(redecoded, lang, lambda at: None) or window
         return result
 
+    def _language_of(self, audio: np.ndarray, segments: list[Segment]) -> tuple[str, float]:
+        lo, hi = int(segments[0].start * SAMPLE_RATE), int(segments[-1].end * SAMPLE_RATE)
+        lang, probability, _ = self._model.detect_language(audio[lo:hi])
+        return lang, probability
+
 
 def _shifted(segments: list[Segment], by: float) -> list[Segment]:
     """The same segments (and words) ``by`` seconds later: from a window's clock to the recording's."""
     return [replace(s, start=s.start + by, end=s.end + by,
                     words=[replace(w, start=w.start + by, end=w.end + by) for w in s.words]) for s in segments]
+
+
+def _stretches(segments: list[Segment], max_seconds: float) -> list[list[Segment]]:
+    """Group consecutive segments while each group spans at most ``max_seconds``."""
+    groups: list[list[Segment]] = []
+    for segment in segments:
+        if groups and segment.end - groups[-1][0].start <= max_seconds:
+            groups[-1].append(segment)
+        else:
+            groups.append([segment])
+    return groups
 
 
 def _windows(segments: list[Segment], min_seconds: float) -> list[list[Segment]]:
