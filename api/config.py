@@ -29,7 +29,7 @@ class Settings:
     # Longer recordings are refused (checked on the container's header, then while decoding).
     max_duration_hours: float = 4.0
     # Media is decoded and transcribed this many minutes at a time, so memory stays bounded.
-    window_minutes: float = 15.0
+    window_minutes: float = 10.0
     device: str = "cpu"
     # HTTP API
     api_key: str | None = None
