@@ -17,6 +17,7 @@ from ingest.records import Chunk, Recording, Transcript
 
 from .lexical import Analyzer
 from .store import Store
+from .vectors import SENTENCE_VIEWS
 
 
 @dataclass
@@ -41,6 +42,23 @@ class Hit:
 
 
 Span = tuple[float, float]
+# How many hits get their span narrowed by meaning when no sentence shares a query word.
+FOCUS_BY_MEANING = 3
+# A neighbour whose similarity is this close to the best sentence's stays in the clip.
+FOCUS_MARGIN = 0.06
+
+
+def _closest(spans: list[Span], similarity: np.ndarray, margin: float) -> Span:
+    """Span of the most similar sentence, widened to a neighbour that is nearly as similar:
+    meaning is a weaker signal than shared words, so a close call keeps both sentences."""
+    best = int(np.argmax(similarity))
+    lo = hi = best
+    neighbours = [j for j in (best - 1, best + 1) if 0 <= j < len(spans)]
+    if neighbours:
+        runner = max(neighbours, key=lambda j: similarity[j])
+        if similarity[best] - similarity[runner] <= margin:
+            lo, hi = min(best, runner), max(best, runner)
+    return spans[lo][0], spans[hi][1]
 
 
 class ClipShaper:
@@ -73,19 +91,21 @@ class ClipShaper:
         analysed = iter(self.analyzer.terms_many([text for group in said for text in group], self.analyzer.has_korean(terms)))
         shared = [[len(terms & {t.text for t in next(analysed)}) for _ in group] for group in said]
         hits = [self.hit(chunk, passage, group, score, recordings[chunk.recording_id],
-                         self.focus(chunk, group, counts, window, vector))
-                for (chunk, score, window), passage, group, counts in zip(ranked, passages, units, shared)]
+                         self.focus(chunk, group, counts, window, vector, rank))
+                for rank, ((chunk, score, window), passage, group, counts) in enumerate(zip(ranked, passages, units, shared))]
         return self.highlight(hits, terms)
 
     def focus(self, chunk: Chunk, units: list[Sentence], shared: list[int], window: Span | None,
-              vector: np.ndarray | None) -> Span | None:
+              vector: np.ndarray | None, rank: int) -> Span | None:
         """The span of the sentence(s) that match the query best (``shared``: query terms each
         sentence holds, in its words or its English rendering; empty when none can).
 
         The sentence sharing most query terms wins, together with adjacent sentences that share
-        terms too. Where no sentence shares a term (a cross-lingual query), the two-sentence window
-        whose stored vector matches best is the span: the one that carried the chunk's score, or
-        the best of the chunk's windows when its whole text scored best.
+        terms too. Where no sentence shares a term (a cross-lingual query), the top
+        ``FOCUS_BY_MEANING`` hits take the sentence closest in meaning (its vector stored at ingest;
+        with a nearly-as-close neighbour), and hits further down the window whose vector matched
+        best, or their whole chunk. Windows tie too often to place the top hits: the English
+        rendering of two overlapping windows is often the same text.
         """
         if max(shared, default=0) > 0:
             lo = hi = shared.index(max(shared))
@@ -94,14 +114,16 @@ class ClipShaper:
             while hi < len(units) - 1 and shared[hi + 1]:
                 hi += 1
             return units[lo].start, units[hi].end
-        if window or vector is None or chunk.id is None:
+        if vector is None or chunk.id is None or rank >= FOCUS_BY_MEANING:
             return window
         views, vectors = self.store.vectors.views(chunk.id)
-        windows = views >= 2
-        if not windows.any():
-            return None
-        best = int(views[windows][int(np.argmax(vectors[windows] @ vector))])
-        return self.store.records.window_spans([(chunk.id, best)]).get((chunk.id, best))
+        sentences = np.flatnonzero(views >= SENTENCE_VIEWS)
+        if len(sentences) < 2:
+            return window
+        order = views[sentences].argsort()
+        keys = [(chunk.id, int(v)) for v in views[sentences][order]]
+        spans = self.store.records.window_spans(keys)
+        return _closest([spans[key] for key in keys], vectors[sentences][order] @ vector, FOCUS_MARGIN)
 
     def hit(self, chunk: Chunk, passage: Transcript, units: list[Sentence], score: float, recording: Recording,
             span: Span | None = None) -> Hit:

@@ -14,7 +14,7 @@ from ingest.records import Chunk, Recording, Transcript
 
 from .centering import RECIPE, LanguageCentering
 from .store import Store
-from .vectors import ENGLISH, ORIGINAL, View
+from .vectors import ENGLISH, MAX_VIEWS, ORIGINAL, SENTENCE_VIEWS, View
 
 
 class LibraryError(TalksearchError):
@@ -25,8 +25,9 @@ def chunk_views(chunks: list[Chunk], transcript: Transcript, max_windows: int = 
     """What gets embedded for each chunk (``View.chunk`` = position in ``chunks``): the whole
     chunk as spoken and in English, and every window of two consecutive sentences inside it,
     as spoken and in English. Windows let a specific query match the part of a long chunk that
-    answers it (on the development set: MRR 0.86 → 0.92) while chunks stay 15–40 s of context;
-    they are also what focuses a hit on its seconds without running the model at query time."""
+    answers it (on the development set: MRR 0.86 → 0.92) while chunks stay 15–40 s of context.
+    Each sentence of a chunk of two or more is stored as well (views from ``SENTENCE_VIEWS``): not
+    ranked, but what focuses a hit on its seconds without running the model at query time."""
     units = sentences(transcript.segments, 40.0)
     views: list[View] = []
     for i, chunk in enumerate(chunks):
@@ -34,6 +35,9 @@ def chunk_views(chunks: list[Chunk], transcript: Transcript, max_windows: int = 
         if chunk.translation:
             views.append(View(i, ENGLISH, chunk.start, chunk.end, chunk.translation, "en"))
         inside = [u for u in units if u.start >= chunk.start - 0.01 and u.end <= chunk.end + 0.01]
+        if len(inside) > 1:  # single sentences, for the clip focus (never ranked)
+            views += [View(i, SENTENCE_VIEWS + j, u.start, u.end, u.text, chunk.language)
+                      for j, u in enumerate(inside[: MAX_VIEWS - SENTENCE_VIEWS])]
         if len(inside) < 3:  # one window would be the whole chunk again
             continue
         for j, (first, second) in enumerate(list(zip(inside, inside[1:]))[:max_windows]):

@@ -2,7 +2,8 @@
 
 Each chunk is embedded several ways ("views"): its whole text as spoken and in English, and
 windows of two consecutive sentences inside it, again both ways. A chunk scores its best view;
-a window view also says which seconds of the chunk matched.
+a window view also says which seconds of the chunk matched. Each sentence is stored too, to
+place a hit on the sentence closest in meaning without running the model at query time.
 
 Why this shape (measured with ``python -m benchmarks.scale``; see the README):
 - Writes cost what they add. A write is one new segment (``seg-*.ids.npy`` + ``seg-*.vec.npy``,
@@ -38,8 +39,10 @@ from typing import Protocol
 import faiss
 import numpy as np
 
-MAX_VIEWS = 64
+MAX_VIEWS = 128
 ORIGINAL, ENGLISH = 0, 1
+# Views from here on are single sentences: stored to place a hit's seconds, never to rank it.
+SENTENCE_VIEWS = 64
 # One query is one thread: OpenMP workers spinning for a 2 ms scan cost 100+ ms on a busy 2-core
 # machine (measured: a flat search over 17k vectors took 141 ms), and requests run in parallel anyway.
 faiss.omp_set_num_threads(1)
@@ -434,6 +437,7 @@ class SegmentedVectors:
             counts = self._where_count[members].astype(np.int64)
             rows = np.concatenate([np.arange(s, s + c) for s, c in zip(starts.tolist(), counts.tolist())])
             scores = np.asarray(segment.vectors[rows], dtype=np.float32) @ query
+            scores[np.asarray(segment.ids[rows]) % MAX_VIEWS >= SENTENCE_VIEWS] = -np.inf
             offsets = np.r_[0, np.cumsum(counts)[:-1]]
             for chunk, offset, count in zip(members, offsets.tolist(), counts.tolist()):
                 best = offset + int(np.argmax(scores[offset: offset + count]))
