@@ -265,6 +265,17 @@ class Catalog:
                           f"WHERE rowid IN ({','.join('?' * len(ids))})", tuple(ids))
         return {r["id"]: set(r["words"].split()) for r in rows}
 
+    def holding(self, ids: list[int], terms: list[str]) -> dict[int, set[str]]:
+        """Which of ``terms`` each chunk holds, decided in SQL (splitting 200 chunks' term lists
+        in Python cost ~10 ms a search)."""
+        if not ids or not terms:
+            return {}
+        tests = ", ".join("instr(words, ?) > 0" for _ in terms)
+        rows = self._rows(f"SELECT id, {tests} FROM (SELECT rowid AS id, ' ' || original || ' ' || english || ' ' AS words "
+                          f"FROM chunk_terms WHERE rowid IN ({','.join('?' * len(ids))}))",
+                          (*[f" {t} " for t in terms], *ids))
+        return {r[0]: {t for t, held in zip(terms, r[1:]) if held} for r in rows}
+
     def count_terms(self) -> int:
         return self._rows("SELECT COUNT(*) FROM chunk_terms")[0][0]
 

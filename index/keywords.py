@@ -99,8 +99,11 @@ class TantivyKeywords:
     def terms_of(self, ids: list[int]) -> dict[int, set[str]]:
         return self.catalog.terms_of(ids)
 
-    def search(self, terms: list[str], k: int, filters: SearchFilters | None = None) -> list[tuple[int, float, set[str]]]:
-        """Chunks matching any term, best BM25 first: (chunk id, score, the query terms it holds)."""
+    def holding(self, ids: list[int], terms: list[str]) -> dict[int, set[str]]:
+        return self.catalog.holding(ids, terms)
+
+    def search(self, terms: list[str], k: int, filters: SearchFilters | None = None) -> list[tuple[int, float]]:
+        """Chunks matching any term, best BM25 first: (chunk id, score)."""
         wanted = sorted(set(terms))
         if not wanted:
             return []
@@ -119,5 +122,4 @@ class TantivyKeywords:
             searcher = self.index.searcher()
             hits = searcher.search(tantivy.Query.boolean_query(clauses), k).hits
             ids = searcher.fast_field_values("id", [address for _, address in hits])
-        held = self.catalog.terms_of(ids)
-        return [(chunk_id, score, set(wanted) & held.get(chunk_id, set())) for (score, _), chunk_id in zip(hits, ids)]
+        return [(chunk_id, score) for (score, _), chunk_id in zip(hits, ids)]

@@ -20,6 +20,7 @@ from stop_words import get_stop_words
 _WORD = re.compile(r"\w+", re.UNICODE)
 HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
 CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_KOREAN = "<korean>"  # marker: the word goes to the morpheme analyser
 # Korean morpheme tags that carry meaning: nouns, numerals, verb/adjective stems, roots, foreign words.
 _KOREAN_CONTENT = ("NNG", "NNP", "NR", "SN", "SL", "SH", "XR", "VV", "VA")
 
@@ -77,15 +78,11 @@ class Analyzer:
             result: list[Term] = []
             korean_spans: list[tuple[int, int]] = []
             for match in _WORD.finditer(text):
-                word = match.group().lower().replace("ё", "е")
-                if HANGUL.search(word):
+                key = self._key(match.group())
+                if key is _KOREAN:
                     korean_spans.append(match.span())
-                    continue
-                language = "ru" if CYRILLIC.search(word) else "en"
-                if word in self._stop[language] or (len(word) == 1 and not word.isdigit()):
-                    continue
-                stem = word if word.isdigit() else self._stemmers[language].stemWord(word)
-                result.append(Term(stem, *match.span()))
+                elif key is not None:
+                    result.append(Term(key, *match.span()))
             results.append(result)
             if korean_spans:
                 korean.append((index, korean_spans))
@@ -97,6 +94,18 @@ class Analyzer:
                                    for token in tokens if token.tag in _KOREAN_CONTENT and inside(token.start)]
                 results[index].sort(key=lambda term: term.start)
         return results
+
+    @lru_cache(maxsize=200_000)  # noqa: B019 - one Analyzer lives as long as its store
+    def _key(self, raw: str) -> str | None:
+        """The term of one non-Korean word (None for a stop word); ``_KOREAN`` marks a Korean word.
+        Cached: a search's hits repeat the same few hundred words."""
+        word = raw.lower().replace("ё", "е")
+        if HANGUL.search(word):
+            return _KOREAN
+        language = "ru" if CYRILLIC.search(word) else "en"
+        if word in self._stop[language] or (len(word) == 1 and not word.isdigit()):
+            return None
+        return word if word.isdigit() else self._stemmers[language].stemWord(word)
 
     @staticmethod
     def has_korean(terms: set[str]) -> bool:

@@ -53,11 +53,17 @@ class KeywordRetriever:
     def __init__(self, store: Store):
         self.store = store
 
-    def matches(self, text: str, k: int, filters: SearchFilters) -> list[tuple[Chunk, float, float]]:
-        terms = set(self.store.analyzer.keys(text))
-        found = self.store.keywords.search(sorted(terms), k, filters)
-        chunks = self.store.records.chunks([i for i, _, _ in found])
-        return [(chunks[i], score, len(held) / len(terms)) for i, score, held in found if i in chunks]
+    def matches(self, text: str, k: int, filters: SearchFilters, floor: float | None = None) -> list[tuple[Chunk, float, float]]:
+        """(chunk, BM25 score, share of the query's terms it holds). The share is worked out only
+        with a ``floor`` and only for chunks scoring at least ``floor`` times the best (fusion
+        drops the rest); it is 0 otherwise."""
+        terms = sorted(set(self.store.analyzer.keys(text)))
+        found = self.store.keywords.search(terms, k, filters)
+        chunks = self.store.records.chunks([i for i, _ in found])
+        held = {}
+        if floor is not None and found:
+            held = self.store.keywords.holding([i for i, score in found if score >= floor * found[0][1]], terms)
+        return [(chunks[i], score, len(held.get(i, ())) / len(terms)) for i, score in found if i in chunks]
 
     def __call__(self, query: Candidates) -> Ranked:
         return [(c, s, None) for c, s, _ in self.matches(query.text, query.pool, query.filters)]
@@ -72,7 +78,7 @@ class HybridRetriever:
     def __call__(self, query: Candidates) -> Ranked:
         dense = self.dense(query)
         windows = {c.id: span for c, _, span in dense if span}
-        lexical = self.keywords.matches(query.text, query.pool, query.filters)
+        lexical = self.keywords.matches(query.text, query.pool, query.filters, self.fusion.floor)
         return [(c, s, windows.get(c.id)) for c, s in fuse([(c, s) for c, s, _ in dense], lexical, self.fusion)]
 
 

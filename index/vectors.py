@@ -435,13 +435,16 @@ class SegmentedVectors:
             segment = self._segments[name]
             starts = self._where_row[members]
             counts = self._where_count[members].astype(np.int64)
-            rows = np.concatenate([np.arange(s, s + c) for s, c in zip(starts.tolist(), counts.tolist())])
-            scores = np.asarray(segment.vectors[rows], dtype=np.float32) @ query
-            scores[np.asarray(segment.ids[rows]) % MAX_VIEWS >= SENTENCE_VIEWS] = -np.inf
             offsets = np.r_[0, np.cumsum(counts)[:-1]]
-            for chunk, offset, count in zip(members, offsets.tolist(), counts.tolist()):
-                best = offset + int(np.argmax(scores[offset: offset + count]))
-                results.append((chunk, float(scores[best]), int(segment.ids[rows[best]] % MAX_VIEWS)))
+            rows = np.repeat(starts - offsets, counts) + np.arange(int(counts.sum()))
+            views = np.asarray(segment.ids[rows]) % MAX_VIEWS
+            scores = np.asarray(segment.vectors[rows], dtype=np.float32) @ query
+            scores[views >= SENTENCE_VIEWS] = -np.inf
+            best = np.maximum.reduceat(scores, offsets)
+            hit = np.flatnonzero(scores == np.repeat(best, counts))  # rows reaching their chunk's best
+            _, first_of_chunk = np.unique(np.searchsorted(offsets, hit, side="right") - 1, return_index=True)
+            first = hit[first_of_chunk]
+            results += zip(members, best.tolist(), views[first].tolist())
         results.sort(key=lambda item: -item[1])
         return results
 

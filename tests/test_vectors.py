@@ -126,7 +126,7 @@ def test_a_second_process_sees_writes_and_deletes_without_reopening(tmp_path):
     add_recording(writer, "a", vectors)
     [(chunk_id, _, _)] = reader.vectors.search(vectors[0], 1)
     assert reader.records.chunks([chunk_id])[chunk_id].recording_id == "a"
-    assert {i for i, _, _ in reader.keywords.search(["текст"], 5)} == {c.id for c in writer.records.chunks_of("a")}
+    assert {i for i, _ in reader.keywords.search(["текст"], 5)} == {c.id for c in writer.records.chunks_of("a")}
     writer.delete("a")
     assert reader.vectors.search(vectors[0], 1) == []
     assert reader.keywords.search(["текст"], 5) == []
