@@ -8,6 +8,7 @@ let a talk on another subject outvote the right one. Queries go through the same
 """
 from __future__ import annotations
 
+import bisect
 import importlib.util
 import re
 from dataclasses import dataclass
@@ -89,7 +90,8 @@ class Analyzer:
         if korean and korean_wanted:
             analysed = self._kiwi.tokenize([texts[i] for i, _ in korean])
             for (index, spans), tokens in zip(korean, analysed):
-                inside = lambda start: any(lo <= start < hi for lo, hi in spans)  # noqa: E731
+                starts = [lo for lo, _ in spans]
+                inside = lambda at: (i := bisect.bisect_right(starts, at) - 1) >= 0 and at < spans[i][1]  # noqa: E731
                 results[index] += [Term(token.form.lower(), token.start, token.start + token.len)
                                    for token in tokens if token.tag in _KOREAN_CONTENT and inside(token.start)]
                 results[index].sort(key=lambda term: term.start)

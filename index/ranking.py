@@ -88,7 +88,8 @@ def merge_overlapping(ranked: list[tuple[Chunk, float]], tie: float = 0.01, limi
     """
     merged: list[tuple[Chunk, float]] = []
     for chunk, score in sorted(ranked, key=lambda pair: -pair[1]):
-        if limit is not None and len(merged) >= limit and min(best - score for _, best in merged) > tie * max(abs(b) for _, b in merged):
+        # merged bests descend (hits are appended best first), so the last and first bound them all
+        if limit is not None and len(merged) >= limit and merged[-1][1] - score > tie * max(abs(merged[0][1]), abs(merged[-1][1])):
             break
         for i, (kept, best) in enumerate(merged):
             if kept.recording_id != chunk.recording_id or chunk.start >= kept.end or kept.start >= chunk.end:
