@@ -46,6 +46,10 @@ CREATE TABLE IF NOT EXISTS windows (
     chunk_id INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE, view INTEGER NOT NULL,
     start REAL NOT NULL, "end" REAL NOT NULL, PRIMARY KEY (chunk_id, view));
 CREATE TABLE IF NOT EXISTS chunk_terms (id INTEGER PRIMARY KEY, original TEXT NOT NULL, english TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sentence_terms (
+    recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
+    start REAL NOT NULL, "end" REAL NOT NULL, terms TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS sentence_terms_by_recording ON sentence_terms(recording_id, start);
 CREATE TABLE IF NOT EXISTS vector_segments (name TEXT PRIMARY KEY, rows INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tombstones (seq INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_by_language ON chunks(language);
@@ -275,6 +279,22 @@ class Catalog:
                           f"FROM chunk_terms WHERE rowid IN ({','.join('?' * len(ids))}))",
                           (*[f" {t} " for t in terms], *ids))
         return {r[0]: {t for t, held in zip(terms, r[1:]) if held} for r in rows}
+
+    def set_sentence_terms(self, recording_id: str, rows: list[tuple[float, float, str]]) -> None:
+        """Each sentence's analysed terms (its words and its English rendering). Call inside ``transaction()``."""
+        self._db.execute("DELETE FROM sentence_terms WHERE recording_id = ?", (recording_id,))
+        self._db.executemany('INSERT INTO sentence_terms(recording_id, start, "end", terms) VALUES (?, ?, ?, ?)',
+                             [(recording_id, *row) for row in rows])
+
+    def sentence_terms(self, recording_id: str, start: float, end: float) -> dict[tuple[float, float], set[str]]:
+        """Terms of the sentences inside [start, end], keyed by their (start, end) rounded to 10 ms."""
+        rows = self._rows('SELECT start, "end", terms FROM sentence_terms WHERE recording_id = ? AND start >= ? AND "end" <= ?',
+                          (recording_id, start - 0.01, end + 0.01))
+        return {(round(r[0], 2), round(r[1], 2)): set(r[2].split()) for r in rows}
+
+    def without_sentence_terms(self) -> list[str]:
+        """Recordings added before sentence terms were stored."""
+        return [r[0] for r in self._rows("SELECT id FROM recordings WHERE id NOT IN (SELECT DISTINCT recording_id FROM sentence_terms)")]
 
     def count_terms(self) -> int:
         return self._rows("SELECT COUNT(*) FROM chunk_terms")[0][0]

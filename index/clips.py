@@ -80,20 +80,27 @@ class ClipShaper:
 
     def shape(self, ranked: list[tuple[Chunk, float, Span | None]], query: str, vector: np.ndarray | None) -> list[Hit]:
         """Hits focused on the sentence(s) that answer the query (see ``focus``). Sentences are
-        analysed only in chunks whose stored terms share one with the query, all in one batch."""
+        looked at only in chunks whose stored terms share one with the query."""
         recordings = self.store.records.recordings_by_id({chunk.recording_id for chunk, _, _ in ranked})
         terms = set(self.analyzer.keys(query))
         held = self.store.keywords.terms_of([chunk.id for chunk, _, _ in ranked if chunk.id is not None]) if terms else {}
         passages = [self.passage(chunk) for chunk, _, _ in ranked]
         units = [self.sentences(chunk, passage) for (chunk, _, _), passage in zip(ranked, passages)]
-        said = [[f"{u.text} {render(passage.translation, u.start, u.end) or ''}" for u in group]
-                if terms & held.get(chunk.id, set()) else [] for (chunk, _, _), group, passage in zip(ranked, units, passages)]
-        analysed = iter(self.analyzer.terms_many([text for group in said for text in group], self.analyzer.has_korean(terms)))
-        shared = [[len(terms & {t.text for t in next(analysed)}) for _ in group] for group in said]
+        shared = [self.shared(chunk, group, passage, terms) if terms & held.get(chunk.id, set()) else []
+                  for (chunk, _, _), group, passage in zip(ranked, units, passages)]
         hits = [self.hit(chunk, passage, group, score, recordings[chunk.recording_id],
                          self.focus(chunk, group, counts, window, vector, rank))
                 for rank, ((chunk, score, window), passage, group, counts) in enumerate(zip(ranked, passages, units, shared))]
         return self.highlight(hits, terms)
+
+    def shared(self, chunk: Chunk, units: list[Sentence], passage: Transcript, terms: set[str]) -> list[int]:
+        """How many query terms each sentence holds, from the terms stored at ingest (a sentence
+        without stored terms, e.g. one cut differently at a merged hit's edge, is analysed now)."""
+        stored = self.store.records.sentence_terms(chunk.recording_id, chunk.start, chunk.end)
+        known = [stored.get((round(u.start, 2), round(u.end, 2))) for u in units]
+        missing = [f"{u.text} {render(passage.translation, u.start, u.end) or ''}" for u, k in zip(units, known) if k is None]
+        analysed = iter(self.analyzer.terms_many(missing, self.analyzer.has_korean(terms)))
+        return [len(terms & (k if k is not None else {t.text for t in next(analysed)})) for k in known]
 
     def focus(self, chunk: Chunk, units: list[Sentence], shared: list[int], window: Span | None,
               vector: np.ndarray | None, rank: int) -> Span | None:

@@ -18,6 +18,8 @@ from typing import Protocol
 
 import numpy as np
 
+from ingest.align import render
+from ingest.chunking import sentences
 from ingest.errors import TalksearchError
 from ingest.records import Chunk, Recording, Transcript
 
@@ -43,6 +45,7 @@ class Records(Protocol):
     def chunk_ids(self, filters: SearchFilters) -> np.ndarray: ...
     def has_chunks(self) -> bool: ...
     def window_spans(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[float, float]]: ...
+    def sentence_terms(self, recording_id: str, start: float, end: float) -> dict[tuple[float, float], set[str]]: ...
     def counts(self) -> dict[str, float]: ...
 
 
@@ -95,6 +98,9 @@ class EmbeddedStore:
         if missing:  # keyword terms are derived data: analyse whatever is absent
             with self.catalog.transaction():
                 self.catalog.set_terms([c.id for c in missing], self._terms(missing))
+        for recording_id in self.catalog.without_sentence_terms():
+            with self.catalog.transaction():
+                self.catalog.set_sentence_terms(recording_id, self._sentence_terms(self.catalog.transcript(recording_id)))
         self.keywords = TantivyKeywords(folder / "keywords", self.catalog)
         self.vectors = SegmentedVectors(folder / "vectors", dimension, self.catalog, vector_settings)
 
@@ -103,6 +109,14 @@ class EmbeddedStore:
         analysed = [" ".join(t.text for t in terms)
                     for terms in self.analyzer.terms_many([text for c in chunks for text in (c.text, c.translation or "")])]
         return list(zip(analysed[::2], analysed[1::2]))
+
+    def _sentence_terms(self, transcript: Transcript) -> list[tuple[float, float, str]]:
+        """Each sentence's terms, words and English rendering together: what places a hit on the
+        sentence sharing the query's words, read instead of analysed at query time (Korean
+        analysis of ten hits' sentences cost ~50 ms a search)."""
+        units = sentences(transcript.segments, 40.0)
+        analysed = self.analyzer.terms_many([f"{u.text} {render(transcript.translation, u.start, u.end) or ''}" for u in units])
+        return [(u.start, u.end, " ".join(t.text for t in terms)) for u, terms in zip(units, analysed)]
 
     def _bump(self) -> None:
         """Tell readers in this and other processes that the library changed (inside a transaction)."""
@@ -121,6 +135,7 @@ class EmbeddedStore:
                 ids = self.catalog.add(recording, transcript, chunks)
                 terms = self._terms(chunks)
                 self.catalog.set_terms(ids, terms)
+                self.catalog.set_sentence_terms(recording.id, self._sentence_terms(transcript))
                 stored = [replace(view, chunk=ids[view.chunk]) for view in views]
                 self.catalog.set_windows(ids, _windows(stored))
                 segment = self.vectors.write(np.asarray([vector_id(v.chunk, v.view) for v in stored]), vectors)
