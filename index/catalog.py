@@ -187,12 +187,14 @@ class Catalog:
         self._db.executemany('INSERT INTO windows(chunk_id, view, start, "end") VALUES (?, ?, ?, ?)', rows)
 
     def window_spans(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[float, float]]:
-        """Spans of the given (chunk id, view) windows."""
+        """Spans of the given (chunk id, view) windows. Looked up by chunk id, which the primary
+        key indexes (a row-value IN scanned the whole table: 12 ms a search at 10k chunks)."""
         if not keys:
             return {}
-        marks = ",".join("(?, ?)" for _ in keys)
-        rows = self._rows(f'SELECT * FROM windows WHERE (chunk_id, view) IN (VALUES {marks})', tuple(x for key in keys for x in key))
-        return {(r["chunk_id"], r["view"]): (r["start"], r["end"]) for r in rows}
+        chunk_ids = sorted({chunk for chunk, _ in keys})
+        rows = self._rows(f'SELECT * FROM windows WHERE chunk_id IN ({",".join("?" * len(chunk_ids))})', tuple(chunk_ids))
+        wanted = set(keys)
+        return {(r["chunk_id"], r["view"]): (r["start"], r["end"]) for r in rows if (r["chunk_id"], r["view"]) in wanted}
 
     EDITABLE = ("title", "event", "session", "speaker", "date", "language")
 
