@@ -108,6 +108,7 @@ class _Segment:
 
     def __init__(self, folder: Path, name: str):
         self.name = name
+        self.number = -1  # given when loaded
         self.ids = np.load(folder / f"{name}.ids.npy", mmap_mode="r")
         self.vectors = np.load(folder / f"{name}.vec.npy", mmap_mode="r")
 
@@ -137,9 +138,13 @@ class SegmentedVectors:
         self._generation: str | None = None
         self._tombstone_seq = 0
         # Where each chunk's views are: segment name, first row, number of rows (grown on demand).
-        self._where_segment: dict[int, str] = {}
+        # Arrays indexed by chunk id (a Python dict cost ~100 bytes a chunk): the number of the
+        # segment holding its views (-1: none), its first row there, and how many rows.
+        self._where_segment = np.zeros(0, dtype=np.int32)
         self._where_row = np.zeros(0, dtype=np.int64)
         self._where_count = np.zeros(0, dtype=np.int16)
+        self._numbered: dict[int, _Segment] = {}
+        self._live_chunks = 0
         self._coarse = None
         self._dead: set[int] = set()  # coarse ids of deleted chunks still in the graph
         self._deleted_during_build: list[int] | None = None
@@ -190,10 +195,13 @@ class SegmentedVectors:
     def _grow(self, chunk_id: int) -> None:
         if chunk_id >= len(self._where_row):
             size = max(1024, 2 * chunk_id + 1)
+            self._where_segment = np.concatenate([self._where_segment, np.full(size - len(self._where_segment), -1, dtype=np.int32)])
             self._where_row = np.concatenate([self._where_row, np.zeros(size - len(self._where_row), dtype=np.int64)])
             self._where_count = np.concatenate([self._where_count, np.zeros(size - len(self._where_count), dtype=np.int16)])
 
     def _load(self, segment: _Segment, into_coarse: bool = True) -> None:
+        segment.number = len(self._numbered) and max(self._numbered) + 1
+        self._numbered[segment.number] = segment
         chunks = segment.ids // MAX_VIEWS
         if len(chunks) == 0:
             self._segments[segment.name] = segment
@@ -202,10 +210,10 @@ class SegmentedVectors:
         counts = np.diff(np.r_[starts, len(chunks)])
         self._grow(int(chunks.max()))
         first = chunks[starts]
+        self._live_chunks += int(np.count_nonzero(self._where_segment[first] < 0))
+        self._where_segment[first] = segment.number
         self._where_row[first] = starts
         self._where_count[first] = counts
-        for chunk in first.tolist():
-            self._where_segment[chunk] = segment.name
         self._segments[segment.name] = segment
         if not into_coarse:
             return
@@ -215,17 +223,18 @@ class SegmentedVectors:
     def _unload(self, segment: _Segment) -> None:
         """A segment replaced by compaction: its live chunks now sit in the merged segment."""
         chunks = np.unique(np.asarray(segment.ids) // MAX_VIEWS)
-        mine = [c for c in chunks.tolist() if self._where_segment.get(c) == segment.name]
-        self._forget(mine)
+        self._forget(chunks[self._where_segment[chunks] == segment.number].tolist())
+        del self._numbered[segment.number]
 
     def _forget(self, chunk_ids: list[int]) -> None:
-        chunk_ids = [c for c in chunk_ids if c in self._where_segment]
-        if not chunk_ids:
+        array = np.asarray([c for c in chunk_ids if c < len(self._where_segment)], dtype=np.int64)
+        array = array[self._where_segment[array] >= 0]
+        if len(array) == 0:
             return
-        for c in chunk_ids:
-            del self._where_segment[c]
-        array = np.asarray(chunk_ids, dtype=np.int64)
+        chunk_ids = array.tolist()
+        self._where_segment[array] = -1
         self._where_count[array] = 0
+        self._live_chunks -= len(array)
         if self._deleted_during_build is not None:
             self._deleted_during_build += chunk_ids
         self._forget_coarse(array)
@@ -248,8 +257,7 @@ class SegmentedVectors:
 
     def _owned_rows(self, segment: _Segment) -> np.ndarray:
         """Mask of a segment's rows whose chunk is live and held by this segment."""
-        chunks = np.asarray(segment.ids) // MAX_VIEWS
-        return np.fromiter((self._where_segment.get(c) == segment.name for c in chunks.tolist()), dtype=bool, count=len(chunks))
+        return self._where_segment[np.asarray(segment.ids) // MAX_VIEWS] == segment.number
 
     def _live_rows(self, segment: _Segment) -> np.ndarray:
         """Mask of a segment's rows that are chunk-level views of chunks it still holds."""
@@ -415,7 +423,7 @@ class SegmentedVectors:
             selectors.append(faiss.IDSelectorNot(faiss.IDSelectorBatch(np.fromiter(self._dead, dtype=np.int64))))
         selector = selectors[0] if len(selectors) == 1 else faiss.IDSelectorAnd(*selectors) if selectors else None
         if self.approximate:  # fewer admitted chunks: a broader walk through the graph
-            share = 1.0 if allowed is None else len(allowed) / max(1, len(self._where_segment))
+            share = 1.0 if allowed is None else len(allowed) / max(1, self._live_chunks)
             params = faiss.SearchParametersHNSW(sel=selector, efSearch=int(min(4096, max(fetch, self.settings.ef_search / share))))
         else:
             params = faiss.SearchParameters(sel=selector) if selector else None
@@ -426,13 +434,10 @@ class SegmentedVectors:
     def _rescore(self, query: np.ndarray, chunks: np.ndarray) -> list[tuple[int, float, int]]:
         """Every view of each candidate chunk, scored exactly from the float16 segment rows."""
         results: list[tuple[int, float, int]] = []
-        by_segment: dict[str, list[int]] = {}
-        for chunk in chunks.tolist():
-            name = self._where_segment.get(chunk)
-            if name is not None:
-                by_segment.setdefault(name, []).append(chunk)
-        for name, members in by_segment.items():
-            segment = self._segments[name]
+        chunks = chunks[chunks < len(self._where_segment)]
+        numbers = self._where_segment[chunks]
+        for number in np.unique(numbers[numbers >= 0]).tolist():
+            segment, members = self._numbered[number], chunks[numbers == number]
             starts = self._where_row[members]
             counts = self._where_count[members].astype(np.int64)
             offsets = np.r_[0, np.cumsum(counts)[:-1]]
@@ -444,7 +449,7 @@ class SegmentedVectors:
             hit = np.flatnonzero(scores == np.repeat(best, counts))  # rows reaching their chunk's best
             _, first_of_chunk = np.unique(np.searchsorted(offsets, hit, side="right") - 1, return_index=True)
             first = hit[first_of_chunk]
-            results += zip(members, best.tolist(), views[first].tolist())
+            results += zip(members.tolist(), best.tolist(), views[first].tolist())
         results.sort(key=lambda item: -item[1])
         return results
 
@@ -452,12 +457,12 @@ class SegmentedVectors:
         """(view numbers, float32 vectors) of one chunk."""
         self.refresh()
         with self._lock:
-            name = self._where_segment.get(chunk_id)
-            if name is None:
+            if chunk_id >= len(self._where_segment) or self._where_segment[chunk_id] < 0:
                 return np.zeros(0, dtype=np.int64), np.zeros((0, self.dimension), dtype=np.float32)
-            segment, row, count = self._segments[name], int(self._where_row[chunk_id]), int(self._where_count[chunk_id])
+            segment = self._numbered[int(self._where_segment[chunk_id])]
+            row, count = int(self._where_row[chunk_id]), int(self._where_count[chunk_id])
             return np.asarray(segment.ids[row: row + count]) % MAX_VIEWS, np.asarray(segment.vectors[row: row + count], dtype=np.float32)
 
     def chunk_ids(self) -> set[int]:
         with self._lock:
-            return set(self._where_segment)
+            return set(np.flatnonzero(self._where_segment >= 0).tolist())
