@@ -4,8 +4,12 @@ translate task for everything not spoken in English. A media file is handled a w
 time (``AudioSource.windows``), so memory does not grow with the length of the recording.
 
 Measured with whisper base (int8) on the 2-core development machine while it was shared
-(absolute times inflated; ratios from one run), English, Russian and Korean material of
-3-5 min (demo talks and the shared fixtures), ``python -m benchmarks.ingest``:
+(load average 6-9, so absolute times are inflated; ratios from one run), English, Russian and
+Korean material of 3-4 min (demo talks and the shared fixtures). ``python -m benchmarks.ingest
+--minutes 2 --repeat 2``, real-time factor of transcription plus English rendering, the path
+before windows -> now: English 0.162 -> 0.136 (x1.2), Russian 0.311 -> 0.255 (x1.22), Korean
+0.605 -> 0.162 (x3.7), with character error rates unchanged (0.053, 0.046, 0.133), the same
+words timed and the same languages detected. What changed, and what did not:
 
 - Temperature fallback is off. Whisper retries a window at temperatures 0.2…1.0 (five
   samples each) when its text compresses like a loop or its mean log-probability is below -1.
@@ -15,12 +19,13 @@ Measured with whisper base (int8) on the 2-core development machine while it was
   In Russian 7 of 43 transcribed and 14 of 36 translated segments were retried with nothing
   gained. Decoding at temperature 0 only left every transcript's character error rate as it
   was (en 0.050, ru 0.053, ko 0.138) and halved the Russian translate pass.
-- The translate pass may not repeat a 3-word run (``no_repeat_ngram_size``): Korean loops
-  went from most windows to 0-1 of 38 pieces, with timed pieces of at most ~16 s.
+- The translate pass may not repeat a 3-word run (``no_repeat_ngram_size``): at temperature 0
+  the first 100 s of Korean came out as three 30-s pieces, all loops; with the limit, 4 min
+  gave 38 timed pieces (at most 16 s long), one of them a loop (dropped by the guards).
 - Language relabelling heard every ≥10-s window (one encoder pass each, a third of the time
   for English). Each 30-s stretch is now heard once first and its windows are skipped when it
-  is surely (p ≥ 0.9) the main language: about half the detections on monolingual talks;
-  mixed stretches (p 0.77 at a switch) are still checked window by window.
+  is surely (p ≥ 0.9) the main language: 7-9 detections instead of 13-16 on these talks;
+  a stretch across a switch (heard at p 0.77) is still checked window by window.
 - Not adopted: faster-whisper's BatchedInferencePipeline was 1.3-1.4x faster but loses words:
   with timestamps it drops the text after each chunk's last timestamp (English CER 0.050 ->
   0.129), without them its segments are whole 30-s chunks and Russian CER went 0.053 -> 0.151.
