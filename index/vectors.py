@@ -175,12 +175,15 @@ class SegmentedVectors:
             if generation == self._generation and self._coarse is not None:
                 return
             committed = self.manifest.segments()
-            gone = [name for name in self._segments if name not in committed]
-            for name in gone:
-                self._unload(self._segments.pop(name))
+            gone = [self._release(self._segments.pop(name)) for name in list(self._segments) if name not in committed]
+            moved = np.concatenate(gone) if gone else np.zeros(0, dtype=np.int64)
             for name in committed:
                 if name not in self._segments:
-                    self._load(_Segment(self.folder, name))
+                    self._load(_Segment(self.folder, name), known=moved)
+            lost = moved[self._where_segment[moved] < 0]  # released, and in no new segment
+            if self._deleted_during_build is not None:
+                self._deleted_during_build += lost.tolist()
+            self._forget_coarse(lost)
             buried, self._tombstone_seq = self.manifest.tombstones(self._tombstone_seq)
             self._forget(buried)
             self._generation = generation
@@ -199,7 +202,9 @@ class SegmentedVectors:
             self._where_row = np.concatenate([self._where_row, np.zeros(size - len(self._where_row), dtype=np.int64)])
             self._where_count = np.concatenate([self._where_count, np.zeros(size - len(self._where_count), dtype=np.int16)])
 
-    def _load(self, segment: _Segment, into_coarse: bool = True) -> None:
+    def _load(self, segment: _Segment, into_coarse: bool = True, known: np.ndarray | None = None) -> None:
+        """Map a segment's chunks; add its chunk-level views to the coarse index unless they are
+        there already (``known``: chunks whose entries a released segment left).."""
         segment.number = len(self._numbered) and max(self._numbered) + 1
         self._numbered[segment.number] = segment
         chunks = segment.ids // MAX_VIEWS
@@ -218,13 +223,20 @@ class SegmentedVectors:
         if not into_coarse:
             return
         coarse = (segment.ids % MAX_VIEWS) < 2
+        if known is not None and len(known):
+            coarse &= ~np.isin(segment.ids // MAX_VIEWS, known)
         self._coarse_add(np.asarray(segment.ids[coarse]), np.asarray(segment.vectors[coarse], dtype=np.float32))
 
-    def _unload(self, segment: _Segment) -> None:
-        """A segment replaced by compaction: its live chunks now sit in the merged segment."""
+    def _release(self, segment: _Segment) -> np.ndarray:
+        """Drop a segment a merge replaced; returns the chunks it held. Their coarse entries stay:
+        a merged segment holds the same vectors (the graph cannot drop nodes anyway)."""
         chunks = np.unique(np.asarray(segment.ids) // MAX_VIEWS)
-        self._forget(chunks[self._where_segment[chunks] == segment.number].tolist())
+        chunks = chunks[self._where_segment[chunks] == segment.number]
+        self._where_segment[chunks] = -1
+        self._where_count[chunks] = 0
+        self._live_chunks -= len(chunks)
         del self._numbered[segment.number]
+        return chunks
 
     def _forget(self, chunk_ids: list[int]) -> None:
         array = np.asarray([c for c in chunk_ids if c < len(self._where_segment)], dtype=np.int64)

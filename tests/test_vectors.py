@@ -63,6 +63,21 @@ def test_a_write_adds_one_segment_and_merges_happen_in_tiers(small_store):
     assert [(c, round(s, 3)) for c, s, _ in small_store.vectors.search(query, 10)] == before
 
 
+def test_merges_keep_every_chunk_searchable_and_the_graph_free_of_copies(tmp_path):
+    rng = np.random.default_rng(7)
+    store = EmbeddedStore(tmp_path / "lib", DIM, vector_settings=VectorSettings(ann_min=50, merge_fanout=4))
+    written = {}
+    for i in range(20):
+        written[f"r{i}"] = unit(rng, 10)
+        add_recording(store, f"r{i}", written[f"r{i}"])
+        store.maintain()
+    assert store.vectors.approximate
+    assert store.vectors.coarse_size() == 200  # 100 chunks x 2 whole-chunk views, merged many times over
+    for rid, vectors in written.items():
+        [(chunk_id, score, _)] = store.vectors.search(vectors[0], 1)
+        assert store.records.chunks([chunk_id])[chunk_id].recording_id == rid and score == pytest.approx(1.0, abs=1e-2)
+
+
 def test_deleted_chunks_are_never_returned_and_their_rows_go_at_compaction(small_store):
     rng = np.random.default_rng(2)
     vectors = unit(rng, 8)
