@@ -250,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = base / f"lib-{size}"
         if args.reuse and folder.exists():  # measure a library a previous run kept
             store, build_s = EmbeddedStore(folder, DIMENSION), None
+            store.maintain()
         else:
             shutil.rmtree(folder, ignore_errors=True)
             store, build_s = build(folder, size, SyntheticTalks(lines))
