@@ -118,7 +118,7 @@ def add_cost(store: EmbeddedStore, seed: int = 7, times: int = 3) -> float:
     store.analyzer.keys("분석기를 미리 불러옵니다 and the stemmers")
     talks, spent = SyntheticTalks(real_lines(), seed=seed), []
     for i in range(times):
-        recording, transcript, pieces, views, vectors = talks.recording(f"added-{seed}-{i}", minutes=30.0)
+        recording, transcript, pieces, views, vectors = talks.recording(f"added-{time.time_ns()}", minutes=30.0)
         started = time.perf_counter()
         store.add(recording, transcript, pieces, views, vectors)
         spent.append(time.perf_counter() - started)
