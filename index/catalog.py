@@ -115,13 +115,6 @@ class Catalog:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
-    # Other roles kept in this file (the keyword index) read and write through these two.
-    query = _rows
-
-    def execute_many(self, sql: str, rows: list[tuple]) -> None:
-        with self._lock:
-            self._db.executemany(sql, rows)
-
     # -- meta -------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
@@ -263,13 +256,6 @@ class Catalog:
         self._db.executemany("DELETE FROM chunk_terms WHERE rowid = ?", [(i,) for i in ids])
         self._db.executemany("INSERT INTO chunk_terms(rowid, original, english) VALUES (?, ?, ?)",
                              [(i, original, english) for i, (original, english) in zip(ids, terms, strict=True)])
-
-    def terms_of(self, ids: list[int]) -> dict[int, set[str]]:
-        if not ids:
-            return {}
-        rows = self._rows(f"SELECT rowid AS id, original || ' ' || english AS words FROM chunk_terms "
-                          f"WHERE rowid IN ({','.join('?' * len(ids))})", tuple(ids))
-        return {r["id"]: set(r["words"].split()) for r in rows}
 
     def holding(self, ids: list[int], terms: list[str]) -> dict[int, set[str]]:
         """Which of ``terms`` each chunk holds, decided in SQL (splitting 200 chunks' term lists

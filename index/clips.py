@@ -83,10 +83,10 @@ class ClipShaper:
         looked at only in chunks whose stored terms share one with the query."""
         recordings = self.store.records.recordings_by_id({chunk.recording_id for chunk, _, _ in ranked})
         terms = set(self.analyzer.keys(query))
-        held = self.store.keywords.terms_of([chunk.id for chunk, _, _ in ranked if chunk.id is not None]) if terms else {}
+        held = self.store.keywords.holding([chunk.id for chunk, _, _ in ranked if chunk.id is not None], sorted(terms))
         passages = [self.passage(chunk) for chunk, _, _ in ranked]
         units = [self.sentences(chunk, passage) for (chunk, _, _), passage in zip(ranked, passages)]
-        shared = [self.shared(chunk, group, passage, terms) if terms & held.get(chunk.id, set()) else []
+        shared = [self.shared(chunk, group, passage, terms) if held.get(chunk.id) else []
                   for (chunk, _, _), group, passage in zip(ranked, units, passages)]
         hits = [self.hit(chunk, passage, group, score, recordings[chunk.recording_id],
                          self.focus(chunk, group, counts, window, vector, rank))

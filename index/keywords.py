@@ -96,9 +96,6 @@ class TantivyKeywords:
             self.index.reload()
             self._generation = generation
 
-    def terms_of(self, ids: list[int]) -> dict[int, set[str]]:
-        return self.catalog.terms_of(ids)
-
     def holding(self, ids: list[int], terms: list[str]) -> dict[int, set[str]]:
         return self.catalog.holding(ids, terms)
 

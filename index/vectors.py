@@ -85,14 +85,6 @@ def vector_id(chunk_id: int, view: int) -> int:
     return chunk_id * MAX_VIEWS + view
 
 
-def chunk_of(vector: int) -> int:
-    return vector // MAX_VIEWS
-
-
-def view_of(vector: int) -> int:
-    return vector % MAX_VIEWS
-
-
 class Manifest(Protocol):
     """What the vector files need from the records store: the committed segment list, tombstones
     and a generation counter, all written in the records store's transactions."""
