@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("delete", help="remove a recording from catalog and index")
     p.add_argument("recording")
     commands.add_parser("reindex", help="re-embed every chunk with --embed-model")
+    p = commands.add_parser("check", help="find damaged or inconsistent library files (exit 1 if any)")
+    p.add_argument("--repair", action="store_true", help="fix what can be fixed: re-embed lost vectors, rebuild indexes")
     commands.add_parser("models", help="assemble and load the models (first-run set-up)")
     p = commands.add_parser("demo", help="build the demo library and run example searches")
     p.add_argument("--fresh", action="store_true", help="delete the demo library first")
@@ -196,6 +198,8 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"deleted {gone.id} ({gone.title})")
     elif args.command == "reindex":
         console.print(f"re-embedded {app.library.reindex()} chunks with {settings.embed_model}")
+    elif args.command == "check":
+        return _check(app, args.repair)
     elif args.command == "models":
         started = time.perf_counter()
         app.warm_up()
@@ -237,6 +241,19 @@ def _ingest(app: Talksearch, args: argparse.Namespace) -> int:
             elapsed = time.perf_counter() - started
             console.print(f"[dim]  {elapsed:.1f} s, real-time factor {elapsed / max(outcome.recording.duration, 1e-6):.3f}[/dim]")
     return 1 if failures else 0
+
+
+def _check(app: Talksearch, repair: bool) -> int:
+    """fsck-like: each finding and what repair does about it; exit 1 while anything is left."""
+    findings = app.check(repair)
+    for finding in findings:
+        action = ("repairing: " if repair else "--repair would ") + finding.repair if finding.repair else "cannot be repaired here"
+        console.print(f"{finding.problem} [dim]({action})[/dim]", highlight=False)
+    left = app.check() if repair and findings else findings
+    stats = app.stats()
+    console.print(f"{app.settings.library}: {stats['recordings']} recordings, {stats['chunks']} chunks; "
+                  + ("no problems found" if not left else f"{len(left)} problems left"), highlight=False)
+    return 1 if left else 0
 
 
 def _list(app: Talksearch, as_json: bool) -> None:

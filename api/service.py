@@ -11,6 +11,7 @@ from typing import Callable
 from index.embedder import Embedder, EmbedderSettings
 from index.library import Hit, Library, LibraryError
 from index.ranking import FusionSettings, SearchFilters, iso_date
+from index.store import Finding
 from ingest.align import attach
 from ingest.chunking import chunk_transcript
 from ingest.errors import MediaError, TalksearchError
@@ -168,6 +169,14 @@ class Talksearch:
     def stats(self) -> dict[str, float]:
         """Recordings, chunks and seconds of audio in the library."""
         return self.library.store.counts()
+
+    def check(self, repair: bool = False) -> list[Finding]:
+        """What the library finds damaged or inconsistent (fixed first, with ``repair``), and
+        recordings whose media file has gone, which nothing here can bring back."""
+        findings = self.library.check(repair)
+        findings += [Finding(f"recording {r.id} ({r.title}): its media file is gone", "")
+                     for r in self.recordings() if r.has_media and self.media_path(r) is None]
+        return findings
 
 
 def media_files(paths: list[Path]) -> list[Path]:

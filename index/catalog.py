@@ -111,6 +111,10 @@ class Catalog:
                 raise
             self._db.execute("COMMIT")
 
+    def integrity(self) -> list[str]:
+        """What SQLite's own check finds wrong in the file (empty when it is sound)."""
+        return [r[0] for r in self._rows("PRAGMA quick_check") if r[0] != "ok"]
+
     def _rows(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from ingest.align import render
 from ingest.chunking import sentences
 from ingest.errors import TalksearchError
@@ -85,6 +87,11 @@ class Indexer:
             self._claim()
         self.store.add(recording, transcript, chunks, views, vectors)
 
+    def _embedded(self, chunks: list[Chunk], transcript: Transcript) -> tuple[list[View], np.ndarray]:
+        """Views of stored chunks (carrying their ids) and their vectors."""
+        views = [replace(v, chunk=chunks[v.chunk].id) for v in chunk_views(chunks, transcript)]
+        return views, self.centering.passages([v.text for v in views], [v.language for v in views])
+
     def reindex(self) -> int:
         """Re-embed every chunk with the current model and vector recipe; the new vectors replace
         the old in one commit, so searches see either the old library or the new one."""
@@ -97,10 +104,20 @@ class Indexer:
             nonlocal total
             for recording in records.recordings():
                 own = records.chunks_of(recording.id)
-                views = [replace(v, chunk=own[v.chunk].id) for v in chunk_views(own, records.transcript(recording.id))]
                 total += len(own)
-                yield [c.id for c in own], views, self.centering.passages([v.text for v in views], [v.language for v in views])
+                yield [c.id for c in own], *self._embedded(own, records.transcript(recording.id))
 
         self.store.replace_vectors(batches())
         self._claim()
         return total
+
+    def restore(self, chunk_ids: list[int]) -> int:
+        """Re-embed chunks whose vectors were lost, from their stored text (a recording at a time)."""
+        self.check_model()
+        records = self.store.records
+        lost: dict[str, list[Chunk]] = {}
+        for chunk in records.chunks(chunk_ids).values():
+            lost.setdefault(chunk.recording_id, []).append(chunk)
+        for recording_id, chunks in lost.items():
+            self.store.add_vectors(*self._embedded(sorted(chunks, key=lambda c: c.id), records.transcript(recording_id)))
+        return sum(len(chunks) for chunks in lost.values())

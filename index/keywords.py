@@ -51,8 +51,11 @@ class TantivyKeywords:
                 path.unlink()
             self.index = tantivy.Index(self.schema, path=str(folder))
         self._generation = catalog.get_meta("generation")
-        if self.index.searcher().num_docs != catalog.count_terms():
-            self.rebuild()
+
+    def stale(self) -> bool:
+        """The index disagrees with the catalog's terms (a crash between the two commits, or a
+        damaged index): the store rebuilds it under the writer lock."""
+        return self.index.searcher().num_docs != self.catalog.count_terms()
 
     def _writer(self) -> tantivy.IndexWriter:
         return self.index.writer(heap_size=50_000_000, num_threads=1)

@@ -6,6 +6,7 @@ words of each hit), over a ``store`` chosen by ``open_store``.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -18,10 +19,11 @@ from .indexing import Indexer, LibraryError, chunk_views
 from .quotes import quoted
 from .ranking import FusionSettings, SearchFilters
 from .retrieval import Candidates, DenseRetriever, HybridRetriever, KeywordRetriever, QuoteRetriever, top
-from .store import Store, open_store, stored_dimension
+from .store import Finding, Store, open_store, stored_dimension
 from .vectors import VectorSettings
 
 SEARCH_MODES = ("hybrid", "dense", "lexical")
+log = logging.getLogger(__name__)
 
 
 class Library:
@@ -40,16 +42,36 @@ class Library:
     @property
     def store(self) -> Store:
         """Opened on first use: listing or deleting never needs the embedding model loaded,
-        unless the library is new and its vector size is not yet known."""
+        unless the library is new and its vector size is not yet known, or a crash or a damaged
+        file left chunks without vectors (they are re-embedded here, from their stored text)."""
+        return self._open(repair=True)
+
+    def _open(self, repair: bool) -> Store:
         with self._opening:
             if self._store is None:
                 dimension = stored_dimension(self.folder) or self.embedder.dimension
-                self._store = open_store(self.folder, dimension, vector_settings=self.vector_settings)
+                store = open_store(self.folder, dimension, vector_settings=self.vector_settings)
+                if repair and store.needs_repair():
+                    for finding in self._repair(store):
+                        log.warning("library %s: %s (%s)", self.folder, finding.problem, finding.repair or "left as it is")
+                self._store = store
         return self._store
 
     @property
     def indexer(self) -> Indexer:
         return Indexer(self.store, self.centering, str(self.folder))
+
+    def _repair(self, store: Store) -> list[Finding]:
+        findings = store.check()
+        missing = store.repair()
+        if missing:
+            Indexer(store, self.centering, str(self.folder)).restore(missing)
+        return findings
+
+    def check(self, repair: bool = False) -> list[Finding]:
+        """What is damaged or inconsistent (and, with ``repair``, fix what can be fixed)."""
+        store = self._open(repair=False)
+        return self._repair(store) if repair else store.check()
 
     # -- writing ----------------------------------------------------------------------------
     def check_model(self) -> None:

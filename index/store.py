@@ -12,7 +12,9 @@ server-based store (PostgreSQL + pgvector) implements the same roles.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+import sqlite3
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -28,6 +30,7 @@ from .keywords import TantivyKeywords
 from .lexical import Analyzer
 from .ranking import SearchFilters
 from .vectors import ENGLISH, ORIGINAL, SegmentedVectors, VectorSettings, View, vector_id
+from .writelock import WriterLock
 
 
 class Records(Protocol):
@@ -73,7 +76,11 @@ class Store(Protocol):
     def delete(self, recording_id: str) -> bool: ...
     def update(self, recording_id: str, changes: dict[str, str | None]) -> None: ...
     def replace_vectors(self, batches) -> None: ...
+    def add_vectors(self, views: list[View], vectors: np.ndarray) -> None: ...
     def maintain(self) -> None: ...
+    def needs_repair(self) -> bool: ...
+    def check(self) -> list[Finding]: ...
+    def repair(self) -> list[int]: ...
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
     def counts(self) -> dict[str, float]: ...
@@ -83,25 +90,52 @@ class StoreError(TalksearchError):
     """The store cannot be opened or used as configured."""
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One thing ``check`` found wrong: what, and what ``repair`` does about it ("" if nothing can)."""
+
+    problem: str
+    repair: str
+
+
 class EmbeddedStore:
     """``catalog.sqlite`` (records and keyword terms), ``keywords/`` (tantivy) and ``vectors/``
-    (segment files) in one folder."""
+    (segment files) in one folder. The catalog is the source of truth; the keyword index and
+    the vectors' coarse index are derived from it and rebuilt when found damaged."""
 
     def __init__(self, folder: Path, dimension: int, analyzer: Analyzer | None = None,
                  vector_settings: VectorSettings | None = None):
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.analyzer = analyzer or Analyzer()
-        self.records = self.catalog = Catalog(folder / "catalog.sqlite")
-        missing = self.catalog.unanalysed()
-        if missing:  # keyword terms are derived data: analyse whatever is absent
-            with self.catalog.transaction():
-                self.catalog.set_terms([c.id for c in missing], self._terms(missing))
-        for recording_id in self.catalog.without_sentence_terms():
-            with self.catalog.transaction():
-                self.catalog.set_sentence_terms(recording_id, self._sentence_terms(self.catalog.transcript(recording_id)))
+        self.lock = WriterLock(folder / "write.lock")
+        try:
+            self.records = self.catalog = Catalog(folder / "catalog.sqlite")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"the catalog {folder / 'catalog.sqlite'} is damaged ({exc}): restore it from a backup "
+                             "(it is the library's source of truth; everything else is rebuilt from it)") from exc
         self.keywords = TantivyKeywords(folder / "keywords", self.catalog)
         self.vectors = SegmentedVectors(folder / "vectors", dimension, self.catalog, vector_settings)
+        self._settle()
+
+    def _settle(self) -> None:
+        """Bring derived data up to date at open, under the writer lock: terms a library made by
+        an older version lacks, a keyword index that missed a commit, files of a crashed write."""
+        if not (self.catalog.unanalysed() or self.catalog.without_sentence_terms() or self.keywords.stale()
+                or self.vectors.strays()):
+            return
+        with self.lock.held():
+            missing = self.catalog.unanalysed()
+            if missing:
+                with self.catalog.transaction():
+                    self.catalog.set_terms([c.id for c in missing], self._terms(missing))
+            for recording_id in self.catalog.without_sentence_terms():
+                with self.catalog.transaction():
+                    self.catalog.set_sentence_terms(recording_id, self._sentence_terms(self.catalog.transcript(recording_id)))
+            if self.keywords.stale():
+                self.keywords.rebuild()
+            for path in self.vectors.strays():
+                path.unlink(missing_ok=True)
 
     def _terms(self, chunks: list[Chunk]) -> list[tuple[str, str]]:
         """Each chunk's analysed (original, English) terms, in one batch (Korean: 6 s → 1 s a talk)."""
@@ -121,7 +155,11 @@ class EmbeddedStore:
         """Tell readers in this and other processes that the library changed (inside a transaction)."""
         self.catalog.set_meta("generation", str(int(self.catalog.get_meta("generation") or 0) + 1))
 
-    # -- writing -------------------------------------------------------------------------------
+    def _segment(self, views: list[View], vectors: np.ndarray) -> tuple[str, int]:
+        """Write views carrying chunk ids as a new segment (live once a commit lists it)."""
+        return self.vectors.write(np.asarray([vector_id(v.chunk, v.view) for v in views], dtype=np.int64), vectors)
+
+    # -- writing: each under the writer lock --------------------------------------------------
     def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk],
             views: list[View], vectors: np.ndarray) -> None:
         """``views[i].chunk`` is a position in ``chunks``; it becomes the chunk's id here.
@@ -129,78 +167,164 @@ class EmbeddedStore:
         order = sorted(range(len(views)), key=lambda i: (views[i].chunk, views[i].view))
         views, vectors = [views[i] for i in order], vectors[order]
         segment = None
-        try:
-            with self.catalog.transaction():
-                ids = self.catalog.add(recording, transcript, chunks)
-                terms = self._terms(chunks)
-                self.catalog.set_terms(ids, terms)
-                self.catalog.set_sentence_terms(recording.id, self._sentence_terms(transcript))
-                stored = [replace(view, chunk=ids[view.chunk]) for view in views]
-                self.catalog.set_windows(ids, _windows(stored))
-                segment = self.vectors.write(np.asarray([vector_id(v.chunk, v.view) for v in stored]), vectors)
-                self.catalog.set_segments(dict([segment]), [])
-                self._bump()
-        except BaseException:
-            if segment is not None:
+        with self.lock.held():
+            try:
+                with self.catalog.transaction():
+                    ids = self.catalog.add(recording, transcript, chunks)
+                    terms = self._terms(chunks)
+                    self.catalog.set_terms(ids, terms)
+                    self.catalog.set_sentence_terms(recording.id, self._sentence_terms(transcript))
+                    stored = [replace(view, chunk=ids[view.chunk]) for view in views]
+                    self.catalog.set_windows(ids, _windows(stored))
+                    segment = self._segment(stored, vectors)
+                    self.catalog.set_segments(dict([segment]), [])
+                    self._bump()
+            except BaseException:
+                if segment is not None:
+                    self.vectors.discard(segment[0])
+                raise
+            self.vectors.refresh()
+            self.keywords.add([(i, c.recording_id, c.language, *t) for i, c, t in zip(ids, chunks, terms)])
+
+    def add_vectors(self, views: list[View], vectors: np.ndarray) -> None:
+        """Vectors for chunks already in the catalog (views carry chunk ids): what repair
+        re-embeds for chunks whose vectors were lost."""
+        order = sorted(range(len(views)), key=lambda i: (views[i].chunk, views[i].view))
+        views, vectors = [views[i] for i in order], vectors[order]
+        with self.lock.held():
+            segment = self._segment(views, vectors)
+            try:
+                with self.catalog.transaction():
+                    self.catalog.set_windows(sorted({v.chunk for v in views}), _windows(views))
+                    self.catalog.set_segments(dict([segment]), [])
+                    self._bump()
+            except BaseException:
                 self.vectors.discard(segment[0])
-            raise
-        self.vectors.refresh()
-        self.keywords.add([(i, c.recording_id, c.language, *t) for i, c, t in zip(ids, chunks, terms)])
+                raise
+            self.vectors.refresh()
 
     def delete(self, recording_id: str) -> bool:
-        with self.catalog.transaction():
-            if self.catalog.recording(recording_id) is None:
-                return False
-            ids = self.catalog.delete(recording_id)
-            self.catalog.bury(ids)
-            self._bump()
-        self.vectors.refresh()
-        self.keywords.remove(ids)
+        with self.lock.held():
+            with self.catalog.transaction():
+                if self.catalog.recording(recording_id) is None:
+                    return False
+                ids = self.catalog.delete(recording_id)
+                self.catalog.bury(ids)
+                self._bump()
+            self.vectors.refresh()
+            self.keywords.remove(ids)
         return True
 
     def update(self, recording_id: str, changes: dict[str, str | None]) -> None:
         """Edit a recording's metadata; a corrected language reaches its chunks' keyword entries."""
-        self.catalog.update(recording_id, changes)
-        if "language" in changes:
-            docs = self.catalog.keyword_docs(recording_id)
-            self.keywords.remove([doc[0] for doc in docs])
-            self.keywords.add(docs)
+        with self.lock.held():
+            self.catalog.update(recording_id, changes)
+            if "language" in changes:
+                docs = self.catalog.keyword_docs(recording_id)
+                self.keywords.remove([doc[0] for doc in docs])
+                self.keywords.add(docs)
 
     def replace_vectors(self, batches) -> None:
         """Swap every vector in the store for new ones in one commit (re-embedding with another
         model): ``batches`` yields (chunk ids, views carrying chunk ids, vectors) per recording."""
         written: list[tuple[str, int]] = []
-        try:
-            for chunk_ids, views, vectors in batches:
+        with self.lock.held():
+            try:
+                for chunk_ids, views, vectors in batches:
+                    with self.catalog.transaction():
+                        self.catalog.set_windows(chunk_ids, _windows(views))
+                    written.append(self._segment(views, vectors))
+                old = list(self.catalog.segments())
                 with self.catalog.transaction():
-                    self.catalog.set_windows(chunk_ids, _windows(views))
-                written.append(self.vectors.write(np.asarray([vector_id(v.chunk, v.view) for v in views]), vectors))
-            old = list(self.catalog.segments())
-            with self.catalog.transaction():
-                self.catalog.set_segments(dict(written), old)
-                self._bump()
-        except BaseException:
-            self.vectors.discard(*(name for name, _ in written))
-            raise
-        self.vectors.refresh()
-        self.vectors.discard(*old)
-        (self.folder / "vectors.faiss").unlink(missing_ok=True)  # a library from before segments
+                    self.catalog.set_segments(dict(written), old)
+                    self._bump()
+            except BaseException:
+                self.vectors.discard(*(name for name, _ in written))
+                raise
+            self.vectors.refresh()
+            self.vectors.discard(*old)
+            (self.folder / "vectors.faiss").unlink(missing_ok=True)  # a library from before segments
 
     def maintain(self) -> None:
         """Merge small segments (dropping deleted chunks' rows) and train the approximate index
         when due. Run after writes, off the request path; searches go on meanwhile."""
-        for names in self.vectors.merge_plan():
-            merged = self.vectors.merged(names)
-            try:
+        with self.lock.held():
+            for names in self.vectors.merge_plan():
+                merged = self.vectors.merged(names)
+                try:
+                    with self.catalog.transaction():
+                        self.catalog.set_segments(dict([merged]), names)
+                        self._bump()
+                except BaseException:
+                    self.vectors.discard(merged[0])
+                    raise
+                self.vectors.refresh()
+                self.vectors.discard(*names)
+            self.vectors.train_if_due()
+
+    # -- checking and repairing ---------------------------------------------------------------
+    def needs_repair(self) -> bool:
+        """Cheap, at open: unreadable vector files, or catalog chunks and vectors that disagree."""
+        self.vectors.refresh()
+        return bool(self.vectors.damaged) or self.catalog.counts()["chunks"] != self.vectors.live_chunks
+
+    def _disagreement(self) -> tuple[np.ndarray, np.ndarray]:
+        """(catalog chunks without vectors, vectors of chunks the catalog does not hold)."""
+        self.vectors.refresh()
+        listed = self.catalog.chunk_ids(SearchFilters())
+        embedded = np.fromiter(sorted(self.vectors.chunk_ids()), dtype=np.int64)
+        return np.setdiff1d(listed, embedded), np.setdiff1d(embedded, listed)
+
+    def check(self) -> list[Finding]:
+        """Everything that disagrees or cannot be read, each with what ``repair`` would do."""
+        findings = [Finding(f"catalog: {problem}", "") for problem in self.catalog.integrity()]
+        findings += [Finding(f"vector segment {name} is unreadable: {why}", "set it aside and re-embed its chunks")
+                     for name, why in sorted(self.vectors.damaged.items())]
+        missing, orphans = self._disagreement()
+        if len(missing):
+            findings.append(Finding(f"{len(missing)} chunks have no vectors", "re-embed them from their stored text"))
+        if len(orphans):
+            findings.append(Finding(f"{len(orphans)} chunks in the vector files are not in the catalog", "bury them"))
+        if self.vectors.coarse_damage:
+            findings.append(Finding(f"the saved search graph is unreadable: {self.vectors.coarse_damage}",
+                                    "set it aside and build it again"))
+        try:
+            stale = self.keywords.stale()
+        except ValueError as exc:
+            stale = f"unreadable: {exc}"
+        if stale:
+            findings.append(Finding("the keyword index disagrees with the catalog" + (f" ({stale})" if isinstance(stale, str) else ""),
+                                    "rebuild it from the catalog's terms"))
+        strays = self.vectors.strays()
+        if strays:
+            findings.append(Finding(f"{len(strays)} vector files belong to no committed write", "remove them"))
+        return findings
+
+    def repair(self) -> list[int]:
+        """Fix what ``check`` finds that the store can fix alone; returns the chunks left without
+        vectors, for the caller (who holds the embedding model) to re-embed with ``add_vectors``."""
+        with self.lock.held():
+            aside = self.folder / "damaged" / time.strftime("%Y%m%d-%H%M%S")
+            damaged = sorted(self.vectors.damaged)
+            if damaged:
                 with self.catalog.transaction():
-                    self.catalog.set_segments(dict([merged]), names)
+                    self.catalog.set_segments({}, damaged)
                     self._bump()
-            except BaseException:
-                self.vectors.discard(merged[0])
-                raise
+                self.vectors.set_aside(damaged, aside)
+            if self.vectors.coarse_damage:
+                self.vectors.forget_saved_graph(aside)
+            missing, orphans = self._disagreement()
+            if len(orphans):
+                with self.catalog.transaction():
+                    self.catalog.bury(orphans.tolist())
+                    self._bump()
+            if self.keywords.stale():
+                self.keywords.rebuild()
+            for path in self.vectors.strays():
+                path.unlink(missing_ok=True)
             self.vectors.refresh()
-            self.vectors.discard(*names)
-        self.vectors.train_if_due()
+            self.vectors.train_if_due()
+        return missing.tolist()
 
     # -- reading (roles the facade uses directly) ---------------------------------------------
     def get_meta(self, key: str) -> str | None:

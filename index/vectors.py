@@ -98,14 +98,26 @@ class _Segment:
     """One immutable file pair, memory-mapped: vector ids and float16 vectors, row for row.
     A chunk's views are consecutive rows."""
 
-    def __init__(self, folder: Path, name: str):
+    def __init__(self, folder: Path, name: str, rows: int, dimension: int):
+        """Raises OSError or ValueError when the files are missing, truncated or do not match
+        what the manifest lists (rows) and the library holds (dimension)."""
         self.name = name
         self.number = -1  # given when loaded
         self.ids = np.load(folder / f"{name}.ids.npy", mmap_mode="r")
         self.vectors = np.load(folder / f"{name}.vec.npy", mmap_mode="r")
+        if self.ids.shape != (rows,) or self.vectors.shape != (rows, dimension):
+            raise ValueError(f"holds {self.ids.shape[0]} ids and {self.vectors.shape} vectors, "
+                             f"the catalog lists {rows} rows of {dimension}-d")
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+def _why(exc: Exception) -> str:
+    """One line on why a file could not be read, without the library's absolute path."""
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror or exc.__class__.__name__}: {Path(exc.filename).name}"
+    return str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -140,16 +152,23 @@ class SegmentedVectors:
         self._coarse = None
         self._dead: set[int] = set()  # coarse ids of deleted chunks still in the graph
         self._deleted_during_build: list[int] | None = None
+        # What could not be read: listed segments (name → why) and the saved graph (why).
+        self.damaged: dict[str, str] = {}
+        self.coarse_damage: str | None = None
         with self._lock:
             self._load_coarse()
             self.refresh()
-            self._remove_strays()
 
     # -- state -------------------------------------------------------------------------------
     def __len__(self) -> int:
         """Live vectors (every view of every chunk that has not been deleted)."""
         with self._lock:
             return int(self._where_count.sum())
+
+    @property
+    def live_chunks(self) -> int:
+        """Chunks whose views are readable and not deleted."""
+        return self._live_chunks
 
     def coarse_size(self) -> int:
         with self._lock:
@@ -169,9 +188,12 @@ class SegmentedVectors:
             committed = self.manifest.segments()
             gone = [self._release(self._segments.pop(name)) for name in list(self._segments) if name not in committed]
             moved = np.concatenate(gone) if gone else np.zeros(0, dtype=np.int64)
-            for name in committed:
+            self.damaged = {name: why for name, why in self.damaged.items() if name in committed}
+            for name, rows in committed.items():
                 if name not in self._segments:
-                    self._load(_Segment(self.folder, name), known=moved)
+                    segment = self._open(name, rows)
+                    if segment is not None:
+                        self._load(segment, known=moved)
             lost = moved[self._where_segment[moved] < 0]  # released, and in no new segment
             if self._deleted_during_build is not None:
                 self._deleted_during_build += lost.tolist()
@@ -180,12 +202,33 @@ class SegmentedVectors:
             self._forget(buried)
             self._generation = generation
 
-    def _remove_strays(self) -> None:
-        """Segment files no committed row lists: a write that crashed before its commit."""
+    def _open(self, name: str, rows: int) -> _Segment | None:
+        """A listed segment, or None when its files are unreadable (noted in ``damaged``, and
+        searched without until repaired). A file a merge in another process has just replaced
+        is not damage: it is no longer listed."""
+        try:
+            segment = _Segment(self.folder, name, rows, self.dimension)
+        except (OSError, ValueError) as exc:
+            if name in self.manifest.segments():
+                self.damaged[name] = _why(exc)
+            return None
+        self.damaged.pop(name, None)
+        return segment
+
+    def strays(self) -> list[Path]:
+        """Segment files no committed row lists: a write that crashed before its commit.
+        Only the holder of the writer lock may remove them (another writer's files are unlisted
+        until it commits)."""
         live = set(self.manifest.segments())
-        for path in self.folder.glob("seg-*.npy"):
-            if path.name.split(".")[0] not in live and time.time() - path.stat().st_mtime > 60:
-                path.unlink(missing_ok=True)
+        return [path for path in self.folder.glob("seg-*.npy") if path.name.split(".")[0] not in live]
+
+    def set_aside(self, names: list[str], folder: Path) -> None:
+        """Move the files of damaged segments (once unlisted) out of the way, for inspection."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            for suffix in (".ids.npy", ".vec.npy"):
+                if (self.folder / f"{name}{suffix}").exists():
+                    os.replace(self.folder / f"{name}{suffix}", folder / f"{name}{suffix}")
 
     def _grow(self, chunk_id: int) -> None:
         if chunk_id >= len(self._where_row):
@@ -328,15 +371,27 @@ class SegmentedVectors:
             note = json.loads(note_path.read_text())
             committed = self.manifest.segments()
             if not set(note["segments"]) <= set(committed):
-                return
+                return  # older than the segments (a merge since): rebuilt, not damaged
             index = faiss.read_index(str(index_path))
-        except (OSError, ValueError, RuntimeError, KeyError):
-            return  # a damaged cache: the coarse index is rebuilt from the segments
-        if index.d != self.dimension:
+            if index.d != self.dimension:
+                raise ValueError(f"holds {index.d}-d vectors, the library {self.dimension}-d")
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            self.coarse_damage = _why(exc)  # a damaged cache: the coarse index is rebuilt from the segments
             return
+        covered = [self._open(name, committed[name]) for name in note["segments"]]
+        if any(segment is None for segment in covered):
+            return  # it covers a damaged segment: built again from what is readable
         self._coarse, self._tombstone_seq = index, note["tombstone_seq"]
-        for name in note["segments"]:  # their vectors are in the index already: map them only
-            self._load(_Segment(self.folder, name), into_coarse=False)
+        for segment in covered:  # their vectors are in the index already: map them only
+            self._load(segment, into_coarse=False)
+
+    def forget_saved_graph(self, folder: Path) -> None:
+        """Move a damaged saved graph aside; the next ``train_if_due`` builds it again."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("coarse.faiss", "coarse.json"):
+            if (self.folder / name).exists():
+                os.replace(self.folder / name, folder / name)
+        self.coarse_damage = None
 
     def train_if_due(self) -> bool:
         """Build the graph once the library is big enough, or again when deletes have hollowed it."""
