@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from index.embedder import Embedder, EmbedderSettings
 from index.library import Hit, Library, LibraryError
@@ -177,6 +177,14 @@ class Talksearch:
         findings += [Finding(f"recording {r.id} ({r.title}): its media file is gone", "")
                      for r in self.recordings() if r.has_media and self.media_path(r) is None]
         return findings
+
+
+def client_names(message: str, names: Mapping[Path, str]) -> str:
+    """``message`` with the server path of each staged file replaced by the name its client gave it,
+    so no answer over HTTP shows where the server keeps files."""
+    for path, name in names.items():
+        message = message.replace(str(path), name)
+    return message
 
 
 def media_files(paths: list[Path]) -> list[Path]:

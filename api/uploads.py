@@ -7,9 +7,8 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
-import av
 from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -17,11 +16,12 @@ from python_multipart import MultipartParser
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 
-from ingest.errors import TranscriptFormatError
+from ingest.errors import TalksearchError
+from ingest.media import probe
 from ingest.subtitles import read_transcript
 
 from .schemas import (RecordingMetadata)
-from .service import Metadata
+from .service import Metadata, client_names
 
 
 FIELD_LIMIT = 2000
@@ -193,27 +193,23 @@ def form_metadata(fields: dict[str, str]) -> Metadata:
     return Metadata(**given.given())
 
 
-def check_audio(path: Path, filename: str) -> None:
-    """Refuse what cannot be decoded now, with 415, rather than in a job later (only the start is decoded)."""
+def _refuse_unreadable(check: Callable[[], object], names: dict[Path, str]) -> None:
+    """Run an ingest check now and answer 415 with its reason, naming the files as the client did."""
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
-            if not container.streams.audio:
-                raise HTTPException(415, f"{filename}: no audio stream in this file")
-            for _ in container.decode(container.streams.audio[0]):
-                return
-    except (av.error.FFmpegError, ValueError, OSError) as exc:
-        raise HTTPException(415, f"{filename}: cannot be decoded as audio ({exc.__class__.__name__})") from exc
-    raise HTTPException(415, f"{filename}: decodes to no audio")
+        check()
+    except TalksearchError as exc:
+        raise HTTPException(415, client_names(str(exc), names)) from exc
+
+
+def check_audio(path: Path, filename: str) -> None:
+    """Refuse what cannot be read as audio now rather than in a job later: the checks every read
+    makes (ingest.media.probe), decoding only the start."""
+    _refuse_unreadable(lambda: probe(path), {path: filename})
 
 
 def check_transcript(transcript: Staged, translation: Staged | None, language: str | None) -> None:
-    try:
-        read_transcript(transcript.path, language, translation.path if translation else None)
-    except TranscriptFormatError as exc:
-        message = str(exc)
-        for staged in filter(None, (transcript, translation)):  # name the files as the client did, not where they are
-            message = message.replace(str(staged.path), staged.filename)
-        raise HTTPException(415, message) from exc
+    _refuse_unreadable(lambda: read_transcript(transcript.path, language, translation.path if translation else None),
+                       {s.path: s.filename for s in (transcript, translation) if s is not None})
 
 
 def form_body(files: dict[str, bool], what: str) -> dict:

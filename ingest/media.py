@@ -9,11 +9,18 @@ small file claiming (or holding) ten hours of silence is refused at once, not af
 memory. Transcription memory follows the window, not the file (faster-whisper's features and
 VAD for one window dominate): a 30-minute file read in 10-minute windows peaked at 1.1 GiB RSS,
 model included, and 1.4 GiB in 15-minute windows (``python -m benchmarks.ingest --long 30``).
+
+Every read opens the file through ``_open``, which lets FFmpeg use only real media demuxers and
+only the local file protocol, and accepts only known audio codecs. FFmpeg would otherwise follow a
+concat script, an HLS playlist or an image sequence named ``talk.wav`` into other files (an
+uploaded 401-byte script decoded 779 s gathered from the library's media folder), or read a
+text or image file as "media".
 """
 from __future__ import annotations
 
 import hashlib
 import io
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -25,9 +32,21 @@ from faster_whisper.vad import VadOptions, get_speech_timestamps
 from .errors import MediaError
 
 SAMPLE_RATE = 16_000
-MEDIA_SUFFIXES = frozenset(
-    ".wav .flac .mp3 .ogg .oga .opus .m4a .aac .wma .mp4 .m4v .mkv .webm .mov .avi .mpeg .mpg .ts .amr .3gp".split()
+# The demuxers media is read with (FFmpeg's names; "mov" and "matroska" cover their families) and
+# the suffixes they serve. Nothing else is opened, whatever a file is called.
+DEMUXERS = {
+    "wav": ".wav", "flac": ".flac", "mp3": ".mp3", "ogg": ".ogg .oga .opus", "aac": ".aac", "asf": ".wma",
+    "mov": ".m4a .mp4 .m4v .mov .3gp", "matroska": ".mkv .webm", "avi": ".avi", "mpeg": ".mpeg .mpg",
+    "mpegts": ".ts", "amr": ".amr",
+}
+MEDIA_SUFFIXES = frozenset(suffix for suffixes in DEMUXERS.values() for suffix in suffixes.split())
+# Audio codecs decoded (FFmpeg's canonical names), besides every PCM variant ("pcm_*").
+AUDIO_CODECS = frozenset(
+    "aac aac_latm ac3 eac3 alac amr_nb amr_wb dts flac mp1 mp2 mp3 opus vorbis speex wmav1 wmav2 wmapro "
+    "wmalossless wmavoice gsm_ms adpcm_ima_wav adpcm_ms adpcm_g722 adpcm_g726".split()
 )
+# Applied by FFmpeg to the file and to anything a demuxer would open from it.
+_OPEN_OPTIONS = {"format_whitelist": ",".join(DEMUXERS), "protocol_whitelist": "file"}
 # Peak amplitude below which a whole file counts as silence (about -80 dBFS).
 SILENCE_PEAK = 1e-4
 # Longest recording accepted unless configured otherwise (Settings.max_duration_hours).
@@ -59,10 +78,55 @@ def _clock(seconds: float) -> str:
     return f"{int(seconds // 3600)}:{int(seconds % 3600 // 60):02d}:{int(seconds % 60):02d}"
 
 
+@contextmanager
+def _open(path: Path) -> Iterator[av.container.InputContainer]:
+    """The one way media is opened: a local file read by one of DEMUXERS, whose first audio stream
+    has a codec in AUDIO_CODECS. FFmpeg failures, on opening or later while the caller decodes,
+    become MediaError."""
+    try:
+        container = av.open(str(path), metadata_errors="ignore", container_options=_OPEN_OPTIONS)
+    except av.error.ArgumentError as exc:  # FFmpeg refuses a demuxer outside the whitelist with EINVAL
+        raise MediaError(f"{path}: not an audio or video file talksearch reads (it accepts {', '.join(DEMUXERS)} "
+                         "containers only)") from exc
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
+        raise MediaError(f"{path}: cannot be decoded as audio ({exc.__class__.__name__}: {exc})") from exc
+    try:
+        with container:
+            # the whitelist decides; this names the container should FFmpeg ever ignore the option
+            if not set(container.format.name.split(",")) & DEMUXERS.keys():
+                raise MediaError(f"{path}: {container.format.name} files are not read (only {', '.join(DEMUXERS)})")
+            if not container.streams.audio:
+                raise MediaError(f"{path}: no audio stream in this file")
+            codec = container.streams.audio[0].codec_context.codec.canonical_name
+            if codec not in AUDIO_CODECS and not codec.startswith("pcm_"):
+                raise MediaError(f"{path}: its audio is {codec}, not a codec talksearch decodes")
+            yield container
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
+        raise MediaError(f"{path}: cannot be decoded as audio ({exc.__class__.__name__}: {exc})") from exc
+
+
+def probe(path: Path) -> float | None:
+    """Check a file as every read does and decode its first audio frame, so a file that cannot be
+    read is refused at once; returns the duration it declares (None when it declares none)."""
+    if not path.exists():
+        raise MediaError(f"{path}: no such file")
+    if not path.is_file():
+        raise MediaError(f"{path}: not a file")
+    with _open(path) as container:
+        stream = container.streams.audio[0]
+        if stream.duration and stream.time_base:
+            declared = float(stream.duration * stream.time_base)
+        else:
+            declared = container.duration / av.time_base if container.duration else None
+        if next(_valid_frames(container.decode(stream)), None) is None:
+            raise MediaError(f"{path}: decodes to no audio (corrupt or empty file)")
+    return declared
+
+
 @dataclass
 class AudioSource:
-    """A media file read as 16 kHz mono, a block at a time. Creating one checks that the file
-    exists, has an audio stream and declares no more than ``max_seconds``; decoding counts the
+    """A media file read as 16 kHz mono, a block at a time. Creating one probes the file (see
+    ``probe``) and checks that it declares no more than ``max_seconds``; decoding counts the
     samples too, since a container's duration can be missing or wrong."""
 
     path: Path
@@ -70,21 +134,7 @@ class AudioSource:
     declared: float | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        if not self.path.exists():
-            raise MediaError(f"{self.path}: no such file")
-        if not self.path.is_file():
-            raise MediaError(f"{self.path}: not a file")
-        try:
-            with av.open(str(self.path), metadata_errors="ignore") as container:
-                if not container.streams.audio:
-                    raise MediaError(f"{self.path}: no audio stream in this file")
-                stream = container.streams.audio[0]
-                if stream.duration and stream.time_base:
-                    self.declared = float(stream.duration * stream.time_base)
-                elif container.duration:
-                    self.declared = container.duration / av.time_base
-        except (av.error.FFmpegError, ValueError, OSError) as exc:
-            raise MediaError(f"{self.path}: cannot decode as audio ({exc.__class__.__name__}: {exc})") from exc
+        self.declared = probe(self.path)
         if self.declared is not None and self.declared > self.max_seconds:
             raise MediaError(f"{self.path}: declares {_clock(self.declared)} of audio, over the "
                              f"{_clock(self.max_seconds)} limit (max_duration_hours)")
@@ -96,24 +146,21 @@ class AudioSource:
         pending: list[np.ndarray] = []
         held = total = 0
         peak = 0.0
-        try:
-            with av.open(str(self.path), metadata_errors="ignore") as container:
-                for group in _grouped(_valid_frames(container.decode(container.streams.audio[0]))):
-                    for frame in resampler.resample(group):
-                        samples = frame.to_ndarray().reshape(-1)
-                        pending.append(samples)
-                        held += samples.size
-                        total += samples.size
-                        if total > self.max_seconds * SAMPLE_RATE:
-                            raise MediaError(f"{self.path}: decodes to more than the {_clock(self.max_seconds)} "
-                                             "limit of audio (max_duration_hours)")
-                        if held >= seconds * SAMPLE_RATE:
-                            block = np.concatenate(pending)
-                            peak = max(peak, float(np.max(np.abs(block))))
-                            pending, held = [], 0
-                            yield block
-        except (av.error.FFmpegError, ValueError, OSError) as exc:
-            raise MediaError(f"{self.path}: cannot decode as audio ({exc.__class__.__name__}: {exc})") from exc
+        with _open(self.path) as container:
+            for group in _grouped(_valid_frames(container.decode(container.streams.audio[0]))):
+                for frame in resampler.resample(group):
+                    samples = frame.to_ndarray().reshape(-1)
+                    pending.append(samples)
+                    held += samples.size
+                    total += samples.size
+                    if total > self.max_seconds * SAMPLE_RATE:
+                        raise MediaError(f"{self.path}: decodes to more than the {_clock(self.max_seconds)} "
+                                         "limit of audio (max_duration_hours)")
+                    if held >= seconds * SAMPLE_RATE:
+                        block = np.concatenate(pending)
+                        peak = max(peak, float(np.max(np.abs(block))))
+                        pending, held = [], 0
+                        yield block
         if total < SAMPLE_RATE // 10:
             raise MediaError(f"{self.path}: decodes to no audio (corrupt or empty file)")
         last = np.concatenate(pending) if pending else np.zeros(0, dtype=np.float32)
@@ -225,22 +272,19 @@ def decode_span(path: Path, start: float, end: float, rate: int = SAMPLE_RATE) -
     resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
     pieces: list[np.ndarray] = []
     origin: float | None = None
-    try:
-        with av.open(str(path), metadata_errors="ignore") as container:
-            stream = container.streams.audio[0]
-            if start > 2.0:
-                container.seek(int((start - 2.0) * av.time_base))
-            for frame in container.decode(stream):
-                if frame.time is None:
-                    continue
-                if origin is None:
-                    origin = frame.time
-                if frame.time > end + 1.0:
-                    break
-                pieces += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
-            pieces += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
-    except (av.error.FFmpegError, IndexError) as exc:
-        raise MediaError(f"{path}: cannot decode as audio ({exc})") from exc
+    with _open(path) as container:
+        stream = container.streams.audio[0]
+        if start > 2.0:
+            container.seek(int((start - 2.0) * av.time_base))
+        for frame in container.decode(stream):
+            if frame.time is None:
+                continue
+            if origin is None:
+                origin = frame.time
+            if frame.time > end + 1.0:
+                break
+            pieces += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
+        pieces += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
     if origin is None or not pieces:
         return np.zeros(0, dtype=np.float32)
     samples = np.concatenate(pieces)
