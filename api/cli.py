@@ -277,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     except (TalksearchError, ValueError) as exc:
         print(f"talksearch: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a file that cannot be read or written: say which, not a traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"talksearch: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("talksearch: interrupted; the library is unchanged by the unfinished file", file=sys.stderr)
         return 130

@@ -8,6 +8,9 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from index.catalog import Catalog
+from index.library import LibraryError
+
 from .cli import console, print_hits
 from .config import Settings
 from .service import Metadata, Talksearch
@@ -50,10 +53,26 @@ def build_demo(app: Talksearch) -> float:
     return transcribed
 
 
+def _check_demo_library(folder: Path) -> None:
+    """``--fresh`` deletes a folder: only one that is a library holding nothing but demo talks."""
+    catalog_file = folder / "catalog.sqlite"
+    if not catalog_file.is_file():
+        raise LibraryError(f"--fresh deletes the demo library, and {folder} is not a talksearch library: refusing to delete it")
+    catalog = Catalog(catalog_file)
+    try:
+        others = [r.title for r in catalog.recordings() if r.title not in {talk["title"] for talk in demo_talks()}]
+    finally:
+        catalog.close()
+    if others:
+        raise LibraryError(f"--fresh deletes the demo library, and {folder} holds other recordings too "
+                           f"({', '.join(others[:3])}): refusing to delete it")
+
+
 def run_demo(settings: Settings, fresh: bool = False, explicit_library: bool = False) -> int:
     if not explicit_library:
         settings = replace(settings, library=DEFAULT_DEMO_LIBRARY)
     if fresh and settings.library.exists():
+        _check_demo_library(settings.library)
         shutil.rmtree(settings.library)
     app = Talksearch(settings)
     console.print(f"[bold]Building the demo library in {settings.library}[/bold]")

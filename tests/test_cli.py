@@ -121,6 +121,8 @@ def test_bad_media_fails_cleanly(imported_library, capsys, tmp_path, case):
     (["delete", "no-such-talk"], "no recording"),
     (["search", "   "], "empty query"),
     (["import-transcript", "nope.srt"], "no such file"),
+    (["export", "디지털 플랫폼", "--format", "srt", "--output", "/no/such/folder/out.srt"], "No such file or directory: /no/such/folder"),
+    (["demo", "--fresh"], "holds other recordings too (디지털 플랫폼): refusing to delete it"),
 ])
 def test_user_errors_are_one_line(imported_library, capsys, args, message):
     before = library_state(imported_library)
@@ -163,3 +165,17 @@ def test_quoted_search_and_modes_from_the_command_line(imported_library, capsys)
     hits = json.loads(out)
     assert code == 0 and "주차" in hits[0]["text"]
     assert [hits[0]["text"][a:b] for a, b in hits[0]["highlights"]] == ["주차", "주차"]
+
+
+def test_demo_fresh_deletes_only_a_library(capsys, tmp_path):
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.txt").write_text("years of work")
+    code, _, err = run_cli(capsys, "demo", "--fresh", "--library", str(precious))
+    assert code == 1 and "is not a talksearch library: refusing to delete it" in err
+    assert (precious / "chapter1.txt").read_text() == "years of work"
+
+
+def test_check_reports_a_sound_library(imported_library, capsys):
+    code, out, _ = run_cli(capsys, "check", "--library", str(imported_library))
+    assert code == 0 and "1 recordings" in out and "no problems found" in out
