@@ -2,6 +2,27 @@
 
 ``create_app`` is cheap: models load once, in the startup of the app's lifespan, and stay loaded.
 ``uvicorn api.app:app`` gets an app configured from TALKSEARCH_* variables.
+
+Who may do what. With TALKSEARCH_API_KEY set, the key protects changes (and reads too, with
+TALKSEARCH_PROTECT_READS). It travels in a header that a page from another site cannot make a browser
+send, and the cookie <audio> uses is SameSite, so such a server answers to any Host name; listing the
+names it is reached by in TALKSEARCH_ALLOWED_HOSTS turns the Host check on as well, which is worth it
+when reads are open: a page that points its own DNS name at this server (DNS rebinding) then cannot
+read the library through a visitor's browser.
+Without a key the server listens on loopback only and lets clients on this machine change the
+library, and any web page a local browser opens is such a client. So it answers only requests
+addressed to this machine by name (Host localhost, 127.0.0.1 or [::1] on any port, or a name in
+TALKSEARCH_ALLOWED_HOSTS), since a rebinding page still sends its own name, and refuses changes a
+browser sends on behalf of another origin (an Origin header naming another host than Host, or
+Sec-Fetch-Site: cross-site). The page served here and clients that send no Origin (curl, the CLI) pass.
+
+Bodies. A JSON body is refused with 413 beyond TALKSEARCH_MAX_JSON_KB as it arrives (a declared
+length at once, a chunked one when the count passes the limit), before anything parses it; uploads
+stream to disk under their own limit (api/uploads.py). A 422 names the fields at fault and why, but
+never echoes the values sent.
+
+/openapi.json states the access rules of the running configuration: an operation lists the key as a
+security requirement only where this server enforces it.
 """
 from __future__ import annotations
 
@@ -9,27 +30,36 @@ import hmac
 import ipaddress
 import logging
 import mimetypes
+import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Callable, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path as PathParam, Query, Request, Response, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from index.writelock import LibraryBusyError
 from ingest.errors import ModelError, TalksearchError
 from ingest.media import MEDIA_SUFFIXES, encode_clip
 from ingest.records import Recording
 from ingest.subtitles import FORMATS
 
 from .config import Settings
-from .jobs import RESTARTED, Job, JobRunner, JobStore
+from .jobs import RESTARTED, Job, JobRunner, JobStore, QueueFullError
 from .schemas import (Deleted, Health, JobInfo, Problem, RecordingDetail, RecordingInfo, RecordingMetadata, SearchHit,
-                      SearchQuery, Stats)
+                      SearchQuery, Stats, TranscriptFile)
 from .service import Talksearch
 from .uploads import Intake, check_audio, check_transcript, form_body, form_metadata
 
@@ -39,15 +69,21 @@ WEB_DIR = Path(__file__).parent / "web"
 KEY_COOKIE = "talksearch_key"
 """Read endpoints also take the key from this cookie, so <audio> elements can fetch protected media."""
 MAX_CLIP_SECONDS = 600.0
+STALE_UPLOAD_SECONDS = 600.0
+_BUSY = {QueueFullError: 429, LibraryBusyError: 503, ModelError: 503}
 CLIP_TYPES = {"ogg": "audio/ogg", "mp3": "audio/mpeg", "wav": "audio/wav"}
 TRANSCRIPT_TYPES = {"json": "application/json", "srt": "application/x-subrip; charset=utf-8", "vtt": "text/vtt; charset=utf-8"}
 TRANSCRIPT_SUFFIXES = frozenset(f".{fmt}" for fmt in FORMATS)
 SUBTITLE_SUFFIXES = frozenset({".srt", ".vtt"})
+UPLOAD_FILES = {"file": MEDIA_SUFFIXES}
+IMPORT_FILES = {"transcript": TRANSCRIPT_SUFFIXES, "translation": SUBTITLE_SUFFIXES, "media": MEDIA_SUFFIXES}
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Browsers play Ogg/Opus when it is called audio/ogg; "audio/opus" is not always recognised.
 _MEDIA_TYPES = {".opus": "audio/ogg", ".oga": "audio/ogg", ".m4a": "audio/mp4", ".wav": "audio/wav"}
-AUTH = {401: {"model": Problem}, 403: {"model": Problem}}
+AUTH = {401: {"model": Problem, "description": "no API key sent"},
+        403: {"model": Problem, "description": "a wrong key, or (without a key configured) a client elsewhere or another site's page"}}
 UNKNOWN = {**AUTH, 404: {"model": Problem}}
-REFUSED = {**AUTH, 413: {"model": Problem}, 415: {"model": Problem}}
+REFUSED = {**AUTH, 415: {"model": Problem, "description": "a file not named as its field asks, or one that cannot be read as such"}}
 
 
 # -- what the endpoints share ---------------------------------------------------------------------
@@ -64,8 +100,11 @@ class Backend:
     def start(self) -> None:
         self.media_dir.mkdir(parents=True, exist_ok=True)
         self.jobs = JobStore(self.service.library.folder / "jobs.sqlite")
-        for job in self.jobs.fail_unfinished(RESTARTED):
+        for job in self.jobs.fail_unfinished(RESTARTED, orphans=True):  # only those of processes that died
             self.tidy(job)
+        for partial in self.media_dir.glob(".incoming-*"):  # uploads a crash cut off (a live one writes every second)
+            if time.time() - partial.stat().st_mtime > STALE_UPLOAD_SECONDS:
+                partial.unlink(missing_ok=True)
         self.runner = JobRunner(self.jobs, self.tidy)
         if self.settings.api_key is None:
             log.warning("no TALKSEARCH_API_KEY set: upload, import and delete are open to clients on this machine only")
@@ -105,6 +144,7 @@ def backend(request: Request) -> Backend:
 # -- who may do what -------------------------------------------------------------------------------
 _key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the server's TALKSEARCH_API_KEY")
 _bearer = HTTPBearer(auto_error=False, description="the server's TALKSEARCH_API_KEY as a bearer token")
+_key_cookie = APIKeyCookie(name=KEY_COOKIE, auto_error=False, description="the key, for <audio> elements (reads only)")
 
 
 def is_loopback(host: str | None) -> bool:
@@ -137,10 +177,84 @@ def writer(request: Request, key: Annotated[str | None, Security(_key_header)] =
 
 
 def reader(request: Request, key: Annotated[str | None, Security(_key_header)] = None,
-           bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None) -> None:
+           bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+           cookie: Annotated[str | None, Security(_key_cookie)] = None) -> None:
     """Reads are open unless the server is configured to protect them."""
     if request.app.state.backend.settings.protect_reads:
-        _check_key(request, key or (bearer.credentials if bearer else None) or request.cookies.get(KEY_COOKIE), "read")
+        _check_key(request, key or (bearer.credentials if bearer else None) or cookie, "read")
+
+
+def _host_name(host: str) -> str:
+    """The name in a Host header, without its port or IPv6 brackets, in lower case."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0].lower()
+    return host.rpartition(":")[0].lower() if ":" in host else host.lower()
+
+
+def _cross_site(headers: Headers) -> bool:
+    """Whether a browser sent this on behalf of a page of another origin (the scheme is not compared:
+    a proxy in front may end TLS)."""
+    origin = headers.get("origin")
+    return headers.get("sec-fetch-site") == "cross-site" or (
+        origin is not None and urlsplit(origin).netloc.lower() != headers.get("host", "").lower())
+
+
+def _json_too_big(kb: int) -> HTTPException:
+    return HTTPException(413, f"request body larger than the server's limit of {kb} KiB (TALKSEARCH_MAX_JSON_KB)")
+
+
+def _refusal(settings: Settings, method: str, headers: Headers, json_kb: int | None) -> HTTPException | None:
+    """Why a request is answered without being routed (see the module docstring), or None."""
+    host = headers.get("host", "")
+    name = _host_name(host)
+    if (settings.api_key is None or settings.allowed_hosts) and not (is_loopback(name) or name in settings.allowed_hosts):
+        return HTTPException(400, f"Host {host!r} is not a name of this server "
+                                  f"(localhost, 127.0.0.1, [::1] or one in TALKSEARCH_ALLOWED_HOSTS)")
+    if settings.api_key is None and method in WRITES and _cross_site(headers):
+        return HTTPException(403, "no API key is configured on this server, so it takes no changes from another site's page")
+    declared = headers.get("content-length", "")
+    if json_kb is not None and declared.isdigit() and int(declared) > json_kb * 1024:
+        return _json_too_big(json_kb)
+    return None
+
+
+def _limited(receive: Receive, kb: int) -> Receive:
+    """``receive`` that refuses the body with 413 once it passes ``kb`` KiB, however it is sent."""
+    received = 0
+
+    async def limited() -> Message:
+        nonlocal received
+        message = await receive()
+        received += len(message.get("body", b""))
+        if received > kb * 1024:
+            raise _json_too_big(kb)
+        return message
+    return limited
+
+
+def _streams_its_body(scope: Scope) -> bool:
+    """Whether the request is for an upload, which reads its own body under TALKSEARCH_MAX_UPLOAD_MB."""
+    return any(route.endpoint in STREAMED and route.matches(scope)[0] is Match.FULL for route in router.routes)
+
+
+class Guard:
+    """ASGI middleware: the Host and Origin rules and the JSON body limit, applied to every request
+    before it is routed (and before its body is read)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            settings = scope["app"].state.backend.settings
+            json_kb = None if _streams_its_body(scope) else settings.max_json_kb
+            refusal = _refusal(settings, scope["method"], Headers(scope=scope), json_kb)
+            if refusal is not None:
+                await JSONResponse({"detail": refusal.detail}, refusal.status_code)(scope, receive, send)
+                return
+            if json_kb is not None:
+                receive = _limited(receive, json_kb)
+        await self.app(scope, receive, send)
 
 
 # -- JSON shapes -----------------------------------------------------------------------------------
@@ -162,9 +276,24 @@ def _accepted(request: Request, response: Response, job: Job) -> dict:
     return _job_info(job)
 
 
+def _form(accept: dict[str, frozenset[str]], required: str, what: str) -> dict:
+    """``form_body``, saying which file names each field takes (others are refused with 415, unread)."""
+    extra = form_body({name: name == required for name in accept}, what)
+    fields = extra["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+    for name, suffixes in accept.items():
+        fields[name]["description"] = f"a file named *{', *'.join(sorted(suffixes))}"
+    return extra
+
+
 # -- routes ----------------------------------------------------------------------------------------
-router = APIRouter(responses={400: {"model": Problem}, 422: {"model": Problem}})
+router = APIRouter(responses={400: {"model": Problem}, 413: {"model": Problem, "description": "a body over the limit"},
+                              422: {"model": Problem}})
 Id = Annotated[str, PathParam(description="recording id (see GET /recordings); never a path")]
+
+
+@router.get("/", include_in_schema=False)
+def page() -> FileResponse:
+    return FileResponse(WEB_DIR / "index.html", media_type="text/html; charset=utf-8")
 
 
 @router.get("/health", response_model=Health, tags=["service"])
@@ -229,7 +358,8 @@ def recording(request: Request, recording_id: Id, b: Backend = Depends(backend))
 
 @router.get("/recordings/{recording_id}/transcript", tags=["recordings"], dependencies=[Depends(reader)],
             response_class=Response, responses={**UNKNOWN, 200: {"description": "the transcript file", "content": {
-                media_type.split(";")[0]: {"schema": {"type": "string"}} for media_type in TRANSCRIPT_TYPES.values()}}})
+                TRANSCRIPT_TYPES[fmt].split(";")[0]: {"schema": {"type": "string"}} for fmt in ("srt", "vtt")},
+                "model": TranscriptFile}})
 def transcript(recording_id: Id, fmt: Annotated[Literal[FORMATS], Query(alias="format")] = "json",
                b: Backend = Depends(backend)) -> Response:
     found = b.recording(recording_id)
@@ -287,10 +417,10 @@ def delete(recording_id: Id, b: Backend = Depends(backend)) -> dict:
 
 @router.post("/recordings", status_code=202, response_model=JobInfo, tags=["recordings"], dependencies=[Depends(writer)],
              responses=REFUSED,
-             openapi_extra=form_body({"file": True}, "a recording (audio or video ffmpeg decodes) and what is known about it"))
+             openapi_extra=_form(UPLOAD_FILES, "file", "a recording (audio or video ffmpeg decodes) and what is known about it"))
 async def upload(request: Request, response: Response, b: Backend = Depends(backend)) -> dict:
     """Start transcribing an upload in the background; poll ``GET /jobs/{id}``."""
-    intake = await Intake(b.media_dir, {"file": MEDIA_SUFFIXES}, b.settings.max_upload_mb).read(request)
+    intake = await Intake(b.media_dir, UPLOAD_FILES, b.settings.max_upload_mb).read(request)
     try:
         file = intake.required("file")
         meta = form_metadata(intake.fields)
@@ -305,12 +435,11 @@ async def upload(request: Request, response: Response, b: Backend = Depends(back
 
 @router.post("/recordings/import", status_code=202, response_model=JobInfo, tags=["recordings"],
              dependencies=[Depends(writer)], responses=REFUSED,
-             openapi_extra=form_body({"transcript": True, "translation": False, "media": False},
-                                      "an SRT/VTT/JSON transcript, optionally its English subtitles and its media"))
+             openapi_extra=_form(IMPORT_FILES, "transcript",
+                                 "an SRT/VTT/JSON transcript, optionally its English subtitles and its media"))
 async def import_transcript(request: Request, response: Response, b: Backend = Depends(backend)) -> dict:
     """Add a recording from an existing transcript (no speech recognition) in the background."""
-    accept = {"transcript": TRANSCRIPT_SUFFIXES, "translation": SUBTITLE_SUFFIXES, "media": MEDIA_SUFFIXES}
-    intake = await Intake(b.media_dir, accept, b.settings.max_upload_mb).read(request)
+    intake = await Intake(b.media_dir, IMPORT_FILES, b.settings.max_upload_mb).read(request)
     try:
         text, english, media_file = intake.required("transcript"), intake.files.get("translation"), intake.files.get("media")
         meta = form_metadata(intake.fields)
@@ -324,6 +453,10 @@ async def import_transcript(request: Request, response: Response, b: Backend = D
                           lambda progress: b.service.import_transcript(
                               text.path, media_file and media_file.path, meta, english and english.path))
     return _accepted(request, response, job)
+
+
+STREAMED = (upload, import_transcript)
+"""Endpoints that read their own multipart body; every other body is JSON, held to TALKSEARCH_MAX_JSON_KB."""
 
 
 @router.get("/jobs", response_model=list[JobInfo], tags=["jobs"], dependencies=[Depends(reader)], responses=AUTH)
@@ -341,7 +474,24 @@ def job(job_id: str, b: Backend = Depends(backend)) -> dict:
 
 # -- the app ---------------------------------------------------------------------------------------
 def _talksearch_error(request: Request, exc: TalksearchError) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=503 if isinstance(exc, ModelError) else 400)
+    """A user error is 400; a busy or unready server says so, and when to come back."""
+    status = next((code for kind, code in _BUSY.items() if isinstance(exc, kind)), 400)
+    return JSONResponse({"detail": str(exc)}, status_code=status, headers={"Retry-After": "30"} if status != 400 else None)
+
+
+async def _http_problem(request: Request, exc: StarletteHTTPException) -> Response:
+    """The usual answer, except that a 405 allows every method the path takes, not only one route's."""
+    allowed = exc.status_code == 405 and {method for route in router.routes
+                                          if route.matches(request.scope)[0] is not Match.NONE for method in route.methods}
+    if allowed:  # none for FastAPI's own paths (/docs), whose single route says it already
+        exc.headers = {"Allow": ", ".join(sorted(allowed))}
+    return await http_exception_handler(request, exc)
+
+
+def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with each field at fault and why, without the values sent: they may be huge, or private."""
+    return JSONResponse({"detail": [{"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
+                                    for error in exc.errors()]}, status_code=422)
 
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -356,20 +506,55 @@ async def _lifespan(app: FastAPI):
     await run_in_threadpool(app.state.backend.stop)
 
 
+def _access(settings: Settings) -> str:
+    if settings.api_key is None:
+        return ("No API key is configured: this server answers only requests addressed to localhost, 127.0.0.1, [::1] "
+                "or TALKSEARCH_ALLOWED_HOSTS, and takes changes only from clients on its machine, never from another "
+                "site's page.")
+    reads = "Reads need it too." if settings.protect_reads else "Reads are open."
+    return f"Changes need the API key, as X-API-Key or Authorization: Bearer. {reads}"
+
+
+def _document_access(schema: dict, settings: Settings) -> None:
+    """Keep the key requirement, 401 and 403 only on the operations where this configuration has them."""
+    schema["info"]["description"] += f" {_access(settings)}"
+    for route in router.routes:
+        if not route.include_in_schema:
+            continue
+        guards = {dependency.dependency for dependency in route.dependencies}
+        refusable = writer in guards or (reader in guards and settings.protect_reads)
+        for method in route.methods:
+            operation = schema["paths"][route.path_format][method.lower()]
+            if not refusable or settings.api_key is None:
+                operation.pop("security", None)
+                operation["responses"].pop("401", None)
+            if not refusable:
+                operation["responses"].pop("403", None)
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict]:
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            _document_access(generate(), app.state.backend.settings)
+        return app.openapi_schema
+    return openapi
+
+
 def create_app(settings: Settings, service: Talksearch | None = None) -> FastAPI:
     """An app for one library; pass ``service`` to share already-loaded models."""
     app = FastAPI(title="talksearch", version=version("talksearch"), lifespan=_lifespan,
                   description="Search what was said in recorded talks, in any language, and play the exact clip.")
     app.state.backend = Backend(settings, service or Talksearch(settings))
     app.include_router(router)
+    app.openapi = _openapi(app)
+    app.add_middleware(Guard)
     app.add_exception_handler(TalksearchError, _talksearch_error)
+    app.add_exception_handler(StarletteHTTPException, _http_problem)
+    app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(Exception, _unexpected)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
-
-    @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(WEB_DIR / "index.html", media_type="text/html; charset=utf-8")
-
     return app
 
 

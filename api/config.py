@@ -36,6 +36,11 @@ class Settings:
     # Also require the key for searches, transcripts and media (a private archive on a shared server).
     protect_reads: bool = False
     max_upload_mb: int = 500
+    # Bodies of the JSON endpoints (search, metadata edits) are refused beyond this, before being parsed.
+    max_json_kb: int = 64
+    # Host names (comma-separated) the server answers besides localhost, 127.0.0.1 and [::1]: required for
+    # any other name without a key, and with a key a listed name turns the check on (see api/app.py).
+    allowed_hosts: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -67,6 +72,8 @@ def _coerce(name: str, raw: str, current):
             return int(raw)
         except ValueError as exc:
             raise ValueError(f"TALKSEARCH_{name.upper()} must be a whole number, not {raw!r}") from exc
+    if isinstance(current, tuple):
+        return tuple(item.strip().lower() for item in raw.split(",") if item.strip())
     if isinstance(current, Path) or name in {"library", "models_dir"}:
         return Path(raw).expanduser()
     return raw

@@ -8,15 +8,23 @@ from typing import Literal, get_type_hints
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from index.library import SEARCH_MODES, Hit
-from ingest.records import Recording
+from ingest.records import Recording, Segment
 
 from .jobs import Job
 
 
-class Problem(BaseModel):
-    """Every error: one line saying what went wrong (422 gives a list of the fields at fault)."""
+class FieldError(BaseModel):
+    """One field a 422 refuses: where it is and why, never the value sent."""
 
-    detail: str | list
+    loc: list[str | int] = Field(description="where: body, query, path or form, then the field's name")
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """Every error: one line saying what went wrong (a 422 from validation lists the fields at fault)."""
+
+    detail: str | list[FieldError]
 
 
 def _mirror(record: type, name: str, doc: str, notes: dict[str, str], omit: tuple[str, ...] = (),
@@ -88,6 +96,29 @@ class TranscriptSegment(BaseModel):
 
 class RecordingDetail(RecordingInfo):
     segments: list[TranscriptSegment]
+
+
+ExportedSegment = _mirror(Segment, "ExportedSegment", "A segment with its words' timings.", {
+    "words": "each recognised word with its timing; empty for an imported transcript",
+    "translation": "English rendering, when spoken in another language"})
+
+
+class TimedText(BaseModel):
+    start: float
+    end: float
+    text: str
+
+
+class TranscriptFile(BaseModel):
+    """``GET /recordings/{id}/transcript`` as JSON: everything known about what was said, which
+    ``POST /recordings/import`` reads back."""
+
+    recording_id: str
+    title: str
+    language: str
+    duration: float = Field(description="seconds")
+    segments: list[ExportedSegment]
+    translation: list[TimedText] = Field(description="English subtitles on the same clock, when imported with them")
 
 
 class Deleted(BaseModel):

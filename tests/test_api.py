@@ -231,10 +231,11 @@ def test_write_endpoints_need_the_key(app, anonymous, tmp_path):
 
 def test_without_a_key_only_this_machine_may_write(app, client, monkeypatch):
     monkeypatch.setattr(app.state.backend.settings, "api_key", None)
-    assert client.get("/health").json()["writes"] == "loopback-only"
-    remote = client.delete("/recordings/000000000000")
-    assert remote.status_code == 403 and "same machine" in remote.json()["detail"]
-    local = TestClient(app, client=("127.0.0.1", 40000))
+    remote = TestClient(app, client=REMOTE, base_url="http://localhost")  # without a key, Host must name this machine
+    assert remote.get("/health").json()["writes"] == "loopback-only"
+    refused = remote.delete("/recordings/000000000000")
+    assert refused.status_code == 403 and "same machine" in refused.json()["detail"]
+    local = TestClient(app, client=("127.0.0.1", 40000), base_url="http://localhost")
     assert local.delete("/recordings/000000000000").status_code == 404
 
 
@@ -405,15 +406,6 @@ def test_shutdown_fails_the_running_job_at_its_next_progress_report(tmp_path):
     assert [j.id for j in ended] == [running.id]  # the queued job never ran; the caller tidies it
 
 
-def test_restart_marks_unfinished_jobs_failed(tmp_path):
-    store = JobStore(tmp_path / "jobs.sqlite")
-    left = store.create("upload", "crashed.wav", [tmp_path / "crashed.wav"])
-    store.update(left.id, state="running", progress=0.4)
-    store.close()
-    reopened = JobStore(tmp_path / "jobs.sqlite")
-    assert [j.id for j in reopened.fail_unfinished("interrupted by server restart")] == [left.id]
-    job = reopened.get(left.id)
-    assert (job.state, job.error, job.progress) == ("failed", "interrupted by server restart", 0.4)
 
 
 # -- the page and the description -----------------------------------------------------------------
