@@ -67,6 +67,11 @@ class Talksearch:
         self.embedder.warm_up()
 
     # -- adding -----------------------------------------------------------------------------
+    @property
+    def max_seconds(self) -> float:
+        """The longest recording accepted, as media or as a transcript (max_duration_hours)."""
+        return self.settings.max_duration_hours * 3600
+
     def ingest(self, path: Path, meta: Metadata | None = None, progress: Callable[[float], None] | None = None) -> Outcome:
         """Transcribe, translate, chunk and index one media file. Same bytes twice is a no-op."""
         meta = meta or Metadata()
@@ -75,7 +80,7 @@ class Talksearch:
         if existing is not None:
             return Outcome(existing, added=False)
         self.library.check_model()
-        audio = AudioSource(path, max_seconds=self.settings.max_duration_hours * 3600)
+        audio = AudioSource(path, max_seconds=self.max_seconds)
         transcript = self.transcriber(audio, language=meta.language, translate=self.settings.translate, progress=progress)
         recording = self._recording(digest, path, transcript, meta, has_media=True)
         chunks = self._store(recording, transcript)
@@ -87,13 +92,13 @@ class Talksearch:
         """Add a recording from an existing SRT/VTT/JSON transcript, optionally tied to its media
         file (so clips can be played) and an English subtitle file on the same clock."""
         meta = meta or Metadata()
-        transcript = read_transcript(path, meta.language, translation)
+        transcript = read_transcript(path, meta.language, translation, self.max_seconds)
         digest = content_hash(media or path)
         existing = self.library.store.records.by_hash(digest)
         if existing is not None:
             return Outcome(existing, added=False)
         if media is not None:  # decoded only now: a known file costs nothing, and the media must play
-            transcript.duration = max(transcript.duration, load_audio(media).size / SAMPLE_RATE)
+            transcript.duration = max(transcript.duration, load_audio(media, self.max_seconds).size / SAMPLE_RATE)
         self.library.check_model()
         recording = self._recording(digest, media or path, transcript, meta, has_media=media is not None)
         return Outcome(recording, added=True, chunks=self._store(recording, transcript))

@@ -69,3 +69,23 @@ def test_uploads_that_are_not_audio_are_refused(app, client, name, body, says):
 
 def test_real_audio_passes_the_upload_check():
     assert check_audio(SPEECH, "talk.opus") is None
+
+
+# -- transcripts -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, body, says", [
+    ("talk.json", b'{"segments": [{"start": NaN, "end": 2, "text": "Hello."}]}', "talk.json: not valid JSON (NaN is not a JSON number"),
+    ("talk.json", b'{"segments": [{"start": 1, "end": 1e308, "text": "Hello."}]}', "talk.json: segment 1: end 1e+308 s is not between"),
+    ("talk.json", b'{"segments": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "talk.json: JSON nested too deeply"),
+    ("talk.json", b'{"segments": [{"start": 3, "end": 1, "text": "Hello."}]}', "talk.json: segment 1: ends before it starts"),
+    ("talk.json", b'{"language": "xx", "segments": [{"start": 1, "end": 2, "text": "Hello."}]}',
+     "talk.json: language: unknown language code 'xx'"),
+    ("talk.srt", b"1\n99999999:00:00,000 --> 99999999:00:01,000\nHello.\n", "talk.srt: cue 1: start 3.6e+11 s is not between"),
+])
+def test_imported_transcripts_with_bad_values_are_refused(app, client, name, body, says):
+    assert refused(app, client, "/recordings/import", {"transcript": (name, body)}).startswith(says)
+
+
+def test_a_bad_translation_file_is_named_as_sent(app, client):
+    files = {"transcript": ("talk.srt", b"1\n00:00:01,000 --> 00:00:04,000\nHello.\n"),
+             "translation": ("talk.en.srt", b"1\n00:00:04,000 --> 00:00:01,000\nHello.\n")}
+    assert refused(app, client, "/recordings/import", files) == "talk.en.srt: cue 1: ends before it starts (4 s to 1 s)"
