@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 from index.embedder import Embedder, EmbedderSettings
 from index.library import Hit, Library, LibraryError
@@ -72,41 +74,61 @@ class Talksearch:
         """The longest recording accepted, as media or as a transcript (max_duration_hours)."""
         return self.settings.max_duration_hours * 3600
 
-    def ingest(self, path: Path, meta: Metadata | None = None, progress: Callable[[float], None] | None = None) -> Outcome:
-        """Transcribe, translate, chunk and index one media file. Same bytes twice is a no-op."""
-        meta = meta or Metadata()
-        digest = content_hash(path)
-        existing = self.library.store.records.by_hash(digest)
-        if existing is not None:
-            return Outcome(existing, added=False)
-        self.library.check_model()
-        audio = AudioSource(path, max_seconds=self.max_seconds)
-        transcript = self.transcriber(audio, language=meta.language, translate=self.settings.translate, progress=progress)
-        recording = self._recording(digest, path, transcript, meta, has_media=True)
-        chunks = self._store(recording, transcript)
-        self.library.store.set_meta("whisper_model", self.settings.whisper_model)
-        return Outcome(recording, added=True, chunks=chunks)
+    def ingest(self, path: Path, meta: Metadata | None = None, progress: Callable[[float], None] | None = None,
+               names: Mapping[Path, str] | None = None) -> Outcome:
+        """Transcribe, translate, chunk and index one media file. Same bytes twice is a no-op.
+        ``names``: what a client called the files it uploaded (see ``_recording``)."""
+        meta, names = meta or Metadata(), names or {}
+        with self._as_sent(names):
+            digest = content_hash(path)
+            existing = self.library.store.records.by_hash(digest)
+            if existing is not None:
+                return Outcome(existing, added=False)
+            self.library.check_model()
+            audio = AudioSource(path, max_seconds=self.max_seconds)
+            transcript = self.transcriber(audio, language=meta.language, translate=self.settings.translate, progress=progress)
+            recording = self._recording(digest, path, names.get(path), transcript, meta, has_media=True)
+            chunks = self._store(recording, transcript)
+            self.library.store.set_meta("whisper_model", self.settings.whisper_model)
+            return Outcome(recording, added=True, chunks=chunks)
 
     def import_transcript(self, path: Path, media: Path | None = None, meta: Metadata | None = None,
-                          translation: Path | None = None) -> Outcome:
+                          translation: Path | None = None, names: Mapping[Path, str] | None = None) -> Outcome:
         """Add a recording from an existing SRT/VTT/JSON transcript, optionally tied to its media
-        file (so clips can be played) and an English subtitle file on the same clock."""
-        meta = meta or Metadata()
-        transcript = read_transcript(path, meta.language, translation, self.max_seconds)
-        digest = content_hash(media or path)
-        existing = self.library.store.records.by_hash(digest)
-        if existing is not None:
-            return Outcome(existing, added=False)
-        if media is not None:  # decoded only now: a known file costs nothing, and the media must play
-            transcript.duration = max(transcript.duration, load_audio(media, self.max_seconds).size / SAMPLE_RATE)
-        self.library.check_model()
-        recording = self._recording(digest, media or path, transcript, meta, has_media=media is not None)
-        return Outcome(recording, added=True, chunks=self._store(recording, transcript))
+        file (so clips can be played) and an English subtitle file on the same clock.
+        ``names``: what a client called the files it uploaded (see ``_recording``)."""
+        meta, names = meta or Metadata(), names or {}
+        with self._as_sent(names):
+            transcript = read_transcript(path, meta.language, translation, self.max_seconds)
+            digest = content_hash(media or path)
+            existing = self.library.store.records.by_hash(digest)
+            if existing is not None:
+                return Outcome(existing, added=False)
+            if media is not None:  # decoded only now: a known file costs nothing, and the media must play
+                transcript.duration = max(transcript.duration, load_audio(media, self.max_seconds).size / SAMPLE_RATE)
+            self.library.check_model()
+            recording = self._recording(digest, media or path, names.get(media or path), transcript, meta,
+                                        has_media=media is not None)
+            return Outcome(recording, added=True, chunks=self._store(recording, transcript))
+
+    @contextmanager
+    def _as_sent(self, names: Mapping[Path, str]) -> Iterator[None]:
+        """Errors name uploaded files as the client did, and never show where the media folder is
+        (they reach HTTP clients through job records)."""
+        try:
+            yield
+        except TalksearchError as exc:
+            raise type(exc)(client_names(str(exc), names).replace(f"{self.media_dir}{os.sep}", "")) from exc
 
     @staticmethod
-    def _recording(digest: str, source: Path, transcript: Transcript, meta: Metadata, has_media: bool) -> Recording:
+    def _recording(digest: str, source: Path, name: str | None, transcript: Transcript, meta: Metadata,
+                   has_media: bool) -> Recording:
+        """``name``, given for an upload, is what the client called the file: the recording shows it
+        as its source (and title, when none is given) instead of where the server keeps the file,
+        which ``stored_name`` finds again."""
+        shown = name or str(source.resolve())
         return Recording(
-            id=digest[:12], title=meta.title or source.stem.replace("_", " "), source=str(source.resolve()),
+            id=digest[:12], title=meta.title or Path(shown).stem.replace("_", " "), source=shown,
             content_hash=digest, duration=round(transcript.duration, 3), language=transcript.language,
             added_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), has_media=has_media,
             event=meta.event, session=meta.session, speaker=meta.speaker, date=meta.date)
@@ -140,11 +162,17 @@ class Talksearch:
         """Where the library keeps media it owns (uploads); deleting a recording removes its file there."""
         return (self.library.folder / "media").resolve()
 
+    def _file(self, recording: Recording) -> Path:
+        """The file a recording was added from: where it was for a path, in the media folder for an
+        upload (whose source is only the name it was sent under)."""
+        source = Path(recording.source)
+        return source if source.is_absolute() else self.media_dir / stored_name(recording.content_hash, recording.source)
+
     def delete(self, ref: str) -> Recording:
         gone = self.library.delete(ref)
-        source = Path(gone.source)
-        if source.parent == self.media_dir:  # files ingested from elsewhere belong to the user and stay
-            source.unlink(missing_ok=True)
+        path = self._file(gone)
+        if path.parent == self.media_dir:  # files ingested from elsewhere belong to the user and stay
+            path.unlink(missing_ok=True)
         return gone
 
     def edit(self, ref: str, **changes: str | None) -> Recording:
@@ -164,7 +192,7 @@ class Talksearch:
         import or a file that has gone."""
         if not recording.has_media:
             return None
-        path = Path(recording.source).resolve()
+        path = self._file(recording).resolve()
         return path if path.is_file() else None
 
     def is_empty(self) -> bool:
@@ -182,6 +210,11 @@ class Talksearch:
         findings += [Finding(f"recording {r.id} ({r.title}): its media file is gone", "")
                      for r in self.recordings() if r.has_media and self.media_path(r) is None]
         return findings
+
+
+def stored_name(digest: str, filename: str) -> str:
+    """The name of an upload in the media folder: its content hash and the suffix it was sent with."""
+    return f"{digest}{Path(filename).suffix.lower()}"
 
 
 def client_names(message: str, names: Mapping[Path, str]) -> str:

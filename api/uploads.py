@@ -21,7 +21,7 @@ from ingest.media import probe
 from ingest.subtitles import read_transcript
 
 from .schemas import (RecordingMetadata)
-from .service import Metadata, client_names
+from .service import Metadata, client_names, stored_name
 
 
 FIELD_LIMIT = 2000
@@ -66,7 +66,7 @@ class _Sink:
 
     def finish(self) -> Staged:
         self.handle.close()
-        final = self.folder / f"{self.digest.hexdigest()}{self.suffix}"
+        final = self.folder / stored_name(self.digest.hexdigest(), self.filename)
         if final.exists():  # the same bytes were uploaded before
             self.temp.unlink()
             return Staged(final, self.filename, created=False)

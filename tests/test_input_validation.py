@@ -1,8 +1,11 @@
 """What comes in over HTTP is checked before any job starts: media must be real audio in a known
-container and codec, and the answer names the file as the client sent it, never where the server
-keeps it. The app here never starts its models: every request is refused before a job would need them."""
+container and codec, a transcript must hold sane values, and the answer names each file as the
+client sent it, never where the server keeps it. The app here never starts its models: every
+request is refused before a job would need them. An upload's recording is titled and shown by the
+name it was sent under, and job errors never show the media folder either."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -11,8 +14,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.config import Settings
+from api.service import Metadata, Talksearch, stored_name
 from api.uploads import check_audio
 from api_fixtures import API_KEY, DEMO
+from ingest.errors import MediaError, TalksearchError, TranscriptFormatError
 
 SPEECH = DEMO / "en_5g_pilots.opus"
 
@@ -89,3 +94,55 @@ def test_a_bad_translation_file_is_named_as_sent(app, client):
     files = {"transcript": ("talk.srt", b"1\n00:00:01,000 --> 00:00:04,000\nHello.\n"),
              "translation": ("talk.en.srt", b"1\n00:00:04,000 --> 00:00:01,000\nHello.\n")}
     assert refused(app, client, "/recordings/import", files) == "talk.en.srt: cue 1: ends before it starts (4 s to 1 s)"
+
+
+# -- uploads are known by the names they were sent under ---------------------------------------------
+@pytest.fixture
+def service(tmp_path) -> Talksearch:
+    """A fresh library; its models load only if a test gets as far as needing them."""
+    service = Talksearch(Settings.from_env({}, library=tmp_path / "library"))
+    service.media_dir.mkdir(parents=True)
+    return service
+
+
+def stage(service: Talksearch, body: bytes, filename: str) -> Path:
+    """``body`` where an upload of ``filename`` is kept: in the media folder, under its content hash."""
+    staged = service.media_dir / stored_name(hashlib.sha256(body).hexdigest(), filename)
+    staged.write_bytes(body)
+    return staged
+
+
+def test_job_errors_name_uploads_as_sent_and_never_show_the_media_folder(service):
+    script = stage(service, CONCAT, "talk.wav")
+    with pytest.raises(MediaError, match=r"^talk\.wav: not an audio or video file talksearch reads"):
+        service.ingest(script, names={script: "talk.wav"})
+    broken = stage(service, b'{"segments": [{"start": 3, "end": 1, "text": "Hello."}]}', "talk.json")
+    with pytest.raises(TranscriptFormatError, match=r"^talk\.json: segment 1: ends before it starts"):
+        service.import_transcript(broken, names={broken: "talk.json"})
+    for unnamed in (lambda: service.ingest(script), lambda: service.import_transcript(broken)):
+        with pytest.raises(TalksearchError) as refused:
+            unnamed()  # without the names sent, files are named as stored, still not by where they are
+        assert str(refused.value).startswith((f"{script.name}: ", f"{broken.name}: "))
+        assert str(service.media_dir) not in str(refused.value)
+
+
+@pytest.mark.slow
+def test_an_upload_is_titled_and_shown_by_the_name_it_was_sent_under(service, tmp_path):
+    cues = b"1\n00:00:01,000 --> 00:00:05,000\nFive G pilots start in three districts this spring.\n"
+    transcript, media = stage(service, cues, "briefing.srt"), stage(service, SPEECH.read_bytes(), "5G_pilots briefing.opus")
+    added = service.import_transcript(transcript, media, names={transcript: "briefing.srt", media: "5G_pilots briefing.opus"})
+    recording = service.by_id(added.recording.id)
+    assert (recording.title, recording.source) == ("5G pilots briefing", "5G_pilots briefing.opus")
+    assert service.media_path(recording) == media
+    assert service.search("pilots in three districts", k=1)[0].source == "5G_pilots briefing.opus"
+
+    alone = stage(service, cues.replace(b"spring", b"autumn"), "notes_from the desk.srt")
+    titled = service.import_transcript(alone, meta=Metadata(title="Desk notes"), names={alone: "notes_from the desk.srt"})
+    assert (titled.recording.title, titled.recording.source) == ("Desk notes", "notes_from the desk.srt")
+    by_path = tmp_path / "kept_by_the user.srt"
+    by_path.write_bytes(cues.replace(b"spring", b"winter"))
+    local = service.import_transcript(by_path).recording  # added by path, as the command line does
+    assert (local.title, local.source) == ("kept by the user", str(by_path.resolve()))
+
+    service.delete(recording.id)
+    assert not media.exists() and by_path.exists()
