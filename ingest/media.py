@@ -83,8 +83,8 @@ def _open(path: Path) -> Iterator[av.container.InputContainer]:
     """The one way media is opened: a local file read by one of DEMUXERS, whose first audio stream
     has a codec in AUDIO_CODECS. FFmpeg failures, on opening or later while the caller decodes,
     become MediaError."""
-    try:
-        container = av.open(str(path), metadata_errors="ignore", container_options=_OPEN_OPTIONS)
+    try:  # "file:" so that a name like "Interview: part 1.mp3" is not read as a protocol
+        container = av.open(f"file:{path}", metadata_errors="ignore", container_options=_OPEN_OPTIONS)
     except av.error.ArgumentError as exc:  # FFmpeg refuses a demuxer outside the whitelist with EINVAL
         raise MediaError(f"{path}: not an audio or video file talksearch reads (it accepts {', '.join(DEMUXERS)} "
                          "containers only)") from exc

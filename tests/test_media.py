@@ -1,5 +1,6 @@
 import re
 import wave
+from pathlib import Path
 
 import av
 import numpy as np
@@ -164,3 +165,9 @@ def test_audio_in_a_codec_outside_the_list_is_refused(tmp_path):
     write_tone(path, "matroska", "real_144", 8_000)
     with pytest.raises(MediaError, match=r"old\.mkv: its audio is ra_144, not a codec talksearch decodes"):
         probe(path)
+
+
+def test_a_name_with_a_colon_is_a_file_not_a_protocol(tmp_path, monkeypatch):
+    (tmp_path / "Interview: part 1.opus").write_bytes((DEMO / "en_5g_pilots.opus").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert probe(Path("Interview: part 1.opus")) == pytest.approx(39, abs=1)
