@@ -78,6 +78,14 @@ def _clock(seconds: float) -> str:
     return f"{int(seconds // 3600)}:{int(seconds % 3600 // 60):02d}:{int(seconds % 60):02d}"
 
 
+# What FFmpeg, through PyAV, raises for a file it cannot read.
+_FAILURES = (av.error.FFmpegError, ValueError, OSError)
+
+
+def _undecodable(path: Path, exc: Exception) -> MediaError:
+    return MediaError(f"{path}: cannot be decoded as audio ({exc.__class__.__name__}: {exc})")
+
+
 @contextmanager
 def _open(path: Path) -> Iterator[av.container.InputContainer]:
     """The one way media is opened: a local file read by one of DEMUXERS, whose first audio stream
@@ -88,8 +96,8 @@ def _open(path: Path) -> Iterator[av.container.InputContainer]:
     except av.error.ArgumentError as exc:  # FFmpeg refuses a demuxer outside the whitelist with EINVAL
         raise MediaError(f"{path}: not an audio or video file talksearch reads (it accepts {', '.join(DEMUXERS)} "
                          "containers only)") from exc
-    except (av.error.FFmpegError, ValueError, OSError) as exc:
-        raise MediaError(f"{path}: cannot be decoded as audio ({exc.__class__.__name__}: {exc})") from exc
+    except _FAILURES as exc:
+        raise _undecodable(path, exc) from exc
     try:
         with container:
             # the whitelist decides; this names the container should FFmpeg ever ignore the option
@@ -101,8 +109,8 @@ def _open(path: Path) -> Iterator[av.container.InputContainer]:
             if codec not in AUDIO_CODECS and not codec.startswith("pcm_"):
                 raise MediaError(f"{path}: its audio is {codec}, not a codec talksearch decodes")
             yield container
-    except (av.error.FFmpegError, ValueError, OSError) as exc:
-        raise MediaError(f"{path}: cannot be decoded as audio ({exc.__class__.__name__}: {exc})") from exc
+    except _FAILURES as exc:
+        raise _undecodable(path, exc) from exc
 
 
 def probe(path: Path) -> float | None:
