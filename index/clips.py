@@ -84,7 +84,7 @@ class ClipShaper:
         recordings = self.store.records.recordings_by_id({chunk.recording_id for chunk, _, _ in ranked})
         terms = set(self.analyzer.keys(query))
         held = self.store.keywords.holding([chunk.id for chunk, _, _ in ranked if chunk.id is not None], sorted(terms))
-        passages = [self.passage(chunk) for chunk, _, _ in ranked]
+        passages = self.store.records.passages([(chunk.recording_id, chunk.start, chunk.end) for chunk, _, _ in ranked])
         units = [self.sentences(chunk, passage) for (chunk, _, _), passage in zip(ranked, passages)]
         shared = [self.shared(chunk, group, passage, terms) if held.get(chunk.id) else []
                   for (chunk, _, _), group, passage in zip(ranked, units, passages)]

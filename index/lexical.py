@@ -113,6 +113,8 @@ class Analyzer:
     def has_korean(terms: set[str]) -> bool:
         return any(HANGUL.search(term) for term in terms)
 
-    def keys(self, text: str) -> list[str]:
-        """Just the terms, for indexing and for queries."""
-        return [term.text for term in self.terms(text)]
+    @lru_cache(maxsize=4096)  # noqa: B019 - one Analyzer lives as long as its store
+    def keys(self, text: str) -> tuple[str, ...]:
+        """Just a query's terms. Cached: one search asks twice (keywords, then the clips), and a
+        Korean query costs a morpheme analysis each time."""
+        return tuple(term.text for term in self.terms(text))
