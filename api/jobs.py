@@ -1,10 +1,19 @@
 """Background ingest jobs: recorded in ``<library>/jobs.sqlite`` so their outcome outlives the
 request and the process, and run one at a time so Whisper never competes with itself for the CPU
-while searches go on answering."""
+while searches go on answering.
+
+Several server processes may share one library. Each job row names the process that owns it, and
+each process holds an OS lock on its own file in ``jobs.owners/`` while it lives: a starting
+server fails only the unfinished jobs whose owner's lock is free (that process died), never
+those of a live neighbour. The queue is bounded and finished jobs beyond ``KEEP_FINISHED`` are
+pruned, so neither grows without end.
+"""
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
+import os
 import logging
 import sqlite3
 import threading
@@ -22,16 +31,18 @@ log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 UNFINISHED = (QUEUED, RUNNING)
-RESTARTED = "interrupted by server restart"
+RESTARTED = "interrupted: the server running it stopped"
 SHUT_DOWN = "interrupted by server shutdown"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, state TEXT NOT NULL, progress REAL NOT NULL,
     filename TEXT NOT NULL, error TEXT, recording_id TEXT, note TEXT, files TEXT NOT NULL,
-    created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, owner TEXT);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state);
 """
+KEEP_FINISHED = 1000
+MAX_QUEUED = 100
 
 Work = Callable[[Callable[[float], None]], Outcome]
 
@@ -56,6 +67,10 @@ class Job:
     updated_at: str
 
 
+class QueueFullError(TalksearchError):
+    """Too many jobs are waiting; the client should try again later."""
+
+
 class JobStore:
     """Thread-safe job records; the worker writes progress while requests read it."""
 
@@ -65,14 +80,25 @@ class JobStore:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.executescript(_SCHEMA)
+        if "owner" not in {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}:  # a store from before owners
+            self._db.execute("ALTER TABLE jobs ADD COLUMN owner TEXT")
+        self._owners = path.parent / f"{path.stem}.owners"
+        self._owners.mkdir(exist_ok=True)
+        self.owner = uuid.uuid4().hex
+        self._alive = os.open(self._owners / self.owner, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._alive, fcntl.LOCK_EX)  # released by the kernel however this process ends
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            (self._owners / self.owner).unlink(missing_ok=True)
+            os.close(self._alive)
 
     @staticmethod
     def _job(row: sqlite3.Row) -> Job:
-        return Job(**{**dict(row), "files": json.loads(row["files"])})
+        values = dict(row)
+        values.pop("owner")
+        return Job(**{**values, "files": json.loads(row["files"])})
 
     def create(self, kind: str, filename: str, files: list[Path]) -> Job:
         stamp = _now()
@@ -80,8 +106,14 @@ class JobStore:
         names = [f.name for f in fields(Job)]
         values = {**asdict(job), "files": json.dumps(job.files)}
         with self._lock:
-            self._db.execute(f"INSERT INTO jobs({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-                             [values[n] for n in names])
+            queued = self._db.execute("SELECT COUNT(*) FROM jobs WHERE state = ? AND owner = ?", (QUEUED, self.owner)).fetchone()[0]
+            if queued >= MAX_QUEUED:
+                raise QueueFullError(f"{queued} jobs are already waiting; try again when some have finished")
+            self._db.execute(f"INSERT INTO jobs({', '.join(names)}, owner) VALUES ({', '.join('?' * (len(names) + 1))})",
+                             [*(values[n] for n in names), self.owner])
+            self._db.execute("DELETE FROM jobs WHERE state NOT IN (?, ?) AND rowid NOT IN "
+                             "(SELECT rowid FROM jobs WHERE state NOT IN (?, ?) ORDER BY created_at DESC, rowid DESC LIMIT ?)",
+                             (*UNFINISHED, *UNFINISHED, KEEP_FINISHED))
         return job
 
     def get(self, job_id: str) -> Job | None:
@@ -100,13 +132,35 @@ class JobStore:
             self._db.execute(f"UPDATE jobs SET {assignments}, updated_at = ? WHERE id = ?", [*changes.values(), _now(), job_id])
 
     def unfinished(self) -> list[Job]:
+        """Every process's queued and running jobs."""
         with self._lock:
             rows = self._db.execute("SELECT * FROM jobs WHERE state IN (?, ?) ORDER BY created_at", UNFINISHED).fetchall()
         return [self._job(r) for r in rows]
 
-    def fail_unfinished(self, reason: str) -> list[Job]:
-        """Mark every queued or running job failed (no job of a dead process may look alive)."""
-        left = self.unfinished()
+    def _owner_is_alive(self, owner: str | None) -> bool:
+        if owner == self.owner:
+            return True
+        if owner is None:
+            return False
+        try:
+            fd = os.open(self._owners / owner, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        (self._owners / owner).unlink(missing_ok=True)
+        return False
+
+    def fail_unfinished(self, reason: str, orphans: bool = False) -> list[Job]:
+        """Mark this process's queued and running jobs failed, or (``orphans``) those of processes
+        that have died: no job may look alive once nobody runs it."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs WHERE state IN (?, ?) ORDER BY created_at", UNFINISHED).fetchall()
+        left = [self._job(r) for r in rows if (not self._owner_is_alive(r["owner"]) if orphans else r["owner"] == self.owner)]
         for job in left:
             self.update(job.id, state=FAILED, error=reason)
         return left
