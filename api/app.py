@@ -118,7 +118,7 @@ class Backend:
 
     def tidy(self, job: Job) -> None:
         """Remove files a finished job staged that no recording uses and no waiting job needs."""
-        kept = {r.source for r in self.service.recordings()}
+        kept = {str(path) for r in self.service.recordings() if (path := self.service.media_path(r)) is not None}
         waiting = {name for other in self.jobs.unfinished() if other.id != job.id for name in other.files}
         for name in set(job.files) - kept - waiting:
             Path(name).unlink(missing_ok=True)
@@ -429,7 +429,7 @@ async def upload(request: Request, response: Response, b: Backend = Depends(back
         intake.discard()
         raise
     job = b.runner.submit("upload", file.filename, [file.path],
-                          lambda progress: b.service.ingest(file.path, meta, progress))
+                          lambda progress: b.service.ingest(file.path, meta, progress, names={file.path: file.filename}))
     return _accepted(request, response, job)
 
 
@@ -451,7 +451,8 @@ async def import_transcript(request: Request, response: Response, b: Backend = D
         raise
     job = b.runner.submit("import", text.filename, [s.path for s in intake.files.values()],
                           lambda progress: b.service.import_transcript(
-                              text.path, media_file and media_file.path, meta, english and english.path))
+                              text.path, media_file and media_file.path, meta, english and english.path,
+                              names={s.path: s.filename for s in intake.files.values()}))
     return _accepted(request, response, job)
 
 

@@ -202,9 +202,9 @@ class JobRunner:
             outcome = work(progress)
         except (TalksearchError, Interrupted) as exc:
             self.store.update(job.id, state=FAILED, error=str(exc))
-        except Exception as exc:  # a job must end "failed", never stay "running"
+        except Exception as exc:  # a job must end "failed", never stay "running"; details (paths) go to the log only
             log.exception("job %s failed", job.id)
-            self.store.update(job.id, state=FAILED, error=f"internal error: {exc.__class__.__name__}: {exc}")
+            self.store.update(job.id, state=FAILED, error=f"internal error ({exc.__class__.__name__}); see the server log")
         else:
             recording = outcome.recording
             note = None if outcome.added else f"already in the library as {recording.id} ({recording.title}); nothing added"

@@ -82,7 +82,7 @@ class RecordingMetadata(BaseModel):
 
 
 RecordingInfo = _mirror(Recording, "RecordingInfo", "A recording in the catalog.", {
-    "source": "the file it was added from, on the server", "duration": "seconds"},
+    "source": "the name it was uploaded under, or the path it was added from", "duration": "seconds"},
     media_url=(str | None, Field(description="the original media with HTTP Range support; null without media")))
 
 

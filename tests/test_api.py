@@ -2,6 +2,7 @@
 API key, clips whose length is the span asked for, Range requests, and jobs from upload to searchable."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import threading
@@ -18,6 +19,7 @@ from faster_whisper.audio import decode_audio
 
 from api.app import create_app
 from api.jobs import FAILED, SHUT_DOWN, JobRunner, JobStore
+from api.service import stored_name
 from index.library import Hit
 from api_fixtures import API_KEY, DEMO, cut_wav, wait_for_job
 
@@ -335,8 +337,9 @@ def test_upload_job_from_upload_to_searchable_and_deleted(app, client, tmp_path)
     hits = client.get("/search", params={"q": "artificial intelligence improves city services", "recording": recording_id}).json()
     assert hits and hits[0]["recording_id"] == recording_id
     assert client.get(f"/recordings/{recording_id}/media").content == wav
-    kept = media_dir(app) / Path(detail["source"]).name
-    assert kept.is_file() and kept.suffix == ".wav"
+    assert detail["source"] == "ai talk.wav"  # the name it was sent under, never a server path
+    kept = media_dir(app) / stored_name(hashlib.sha256(wav).hexdigest(), "ai talk.wav")
+    assert kept.is_file()
 
     again = wait_for_job(client.get, client.post("/recordings", files={"file": ("copy.wav", wav)}).json()["id"])
     assert again["state"] == "done" and again["recording_id"] == recording_id and "already in the library" in again["note"]
