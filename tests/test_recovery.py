@@ -181,3 +181,12 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
             [(chunk_id, score, _)] = store.vectors.search(recording_vectors[0], 1)
             assert store.records.chunks([chunk_id])[chunk_id].recording_id == f"{prefix}{i}"
             assert score == pytest.approx(1.0, abs=1e-2)
+
+
+def test_chunk_ids_are_never_reused(library):
+    """A reused id would let stale vectors or keyword entries answer for another talk."""
+    doomed = {c.id for c in library.store.records.chunks_of("parks")}
+    library.delete("parks")
+    library.add(*talk("trams", "new trams on the river line", None))
+    assert min(c.id for c in library.store.records.chunks_of("trams")) > max(doomed)
+    assert [h.recording_id for h in library.search("new trams on the river line", k=1)] == ["trams"]
