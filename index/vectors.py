@@ -45,7 +45,10 @@ ORIGINAL, ENGLISH = 0, 1
 SENTENCE_VIEWS = 64
 # One query is one thread: OpenMP workers spinning for a 2 ms scan cost 100+ ms on a busy 2-core
 # machine (measured: a flat search over 17k vectors took 141 ms), and requests run in parallel anyway.
-faiss.omp_set_num_threads(1)
+# OpenMP's thread count is per thread, so each search sets it in the thread it runs in (the HTTP
+# server's worker threads had the default: hybrid p50 53 ms there against 40 ms in the main thread).
+SEARCH_THREADS = 1
+faiss.omp_set_num_threads(SEARCH_THREADS)
 
 
 @dataclass(frozen=True)
@@ -338,7 +341,7 @@ class SegmentedVectors:
                     chosen = rows[block: block + 50_000]
                     index.add_with_ids(np.asarray(segment.vectors[chosen], dtype=np.float32), np.asarray(segment.ids[chosen]))
         finally:
-            faiss.omp_set_num_threads(1)
+            faiss.omp_set_num_threads(SEARCH_THREADS)
         with self._lock:
             deleted, self._deleted_during_build = self._deleted_during_build, None
             built_from = {segment.name for segment, _ in snapshot}
@@ -463,6 +466,7 @@ class SegmentedVectors:
         """Best ``k`` chunks for a (normalised) query: (chunk id, score of its best view, that view).
         ``allowed`` (chunk ids) restricts the search to the chunks a filter admits."""
         self.refresh()
+        faiss.omp_set_num_threads(SEARCH_THREADS)
         with self._lock:
             if self._coarse is None or self._coarse.ntotal == 0 or (allowed is not None and len(allowed) == 0):
                 return []
