@@ -59,7 +59,7 @@ from ingest.subtitles import FORMATS
 from .config import Settings
 from .jobs import RESTARTED, Job, JobRunner, JobStore, QueueFullError
 from .schemas import (Deleted, Health, JobInfo, Problem, RecordingDetail, RecordingInfo, RecordingMetadata, SearchHit,
-                      SearchQuery, Stats, TranscriptFile)
+                      SearchBody, SearchQuery, Stats, TranscriptFile)
 from .service import Talksearch
 from .uploads import Intake, check_audio, check_transcript, form_body, form_metadata
 
@@ -337,7 +337,7 @@ def search(request: Request, query: Annotated[SearchQuery, Query()], b: Backend 
 
 
 @router.post("/search", response_model=list[SearchHit], tags=["search"], dependencies=[Depends(reader)], responses=UNKNOWN)
-def search_body(request: Request, query: SearchQuery, b: Backend = Depends(backend)) -> list[dict]:
+def search_body(request: Request, query: SearchBody, b: Backend = Depends(backend)) -> list[dict]:
     return _search(request, b, query)
 
 
@@ -480,11 +480,18 @@ def _talksearch_error(request: Request, exc: TalksearchError) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=status, headers={"Retry-After": "30"} if status != 400 else None)
 
 
+def _allowed(scope: Scope) -> set[str]:
+    """The methods of the path's own routes: those of its most literal template (/recordings/import is
+    not a recording id), or none for FastAPI's own paths (/docs), whose single route names them already."""
+    matched = [route for route in router.routes if route.matches(scope)[0] is not Match.NONE]
+    own = min(matched, key=lambda route: len(route.param_convertors)).path_format if matched else None
+    return {method for route in matched if route.path_format == own for method in route.methods}
+
+
 async def _http_problem(request: Request, exc: StarletteHTTPException) -> Response:
     """The usual answer, except that a 405 allows every method the path takes, not only one route's."""
-    allowed = exc.status_code == 405 and {method for route in router.routes
-                                          if route.matches(request.scope)[0] is not Match.NONE for method in route.methods}
-    if allowed:  # none for FastAPI's own paths (/docs), whose single route says it already
+    allowed = exc.status_code == 405 and _allowed(request.scope)
+    if allowed:
         exc.headers = {"Allow": ", ".join(sorted(allowed))}
     return await http_exception_handler(request, exc)
 

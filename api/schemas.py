@@ -1,11 +1,16 @@
-"""Response and request bodies of the HTTP API, so /docs describes every answer it can give."""
+"""Response and request bodies of the HTTP API, so /docs describes every answer it can give.
+
+JSON bodies are validated strictly, so the server takes exactly what the document describes: no
+"5" or true for the number 5, and days only as YYYY-MM-DD (pydantic alone would read 0 as 1970-01-01).
+Query strings are text by nature, so GET /search converts its numbers."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import fields as dataclass_fields
-from typing import Literal, get_type_hints
+from typing import Annotated, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from index.library import SEARCH_MODES, Hit
 from ingest.records import Recording, Segment
@@ -19,6 +24,26 @@ class FieldError(BaseModel):
     loc: list[str | int] = Field(description="where: body, query, path or form, then the field's name")
     msg: str
     type: str
+
+
+def _written_day(value: object) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return dt.date.fromisoformat(value)  # a ValueError for 2026-13-01 is a validation error
+    raise ValueError("a day is written YYYY-MM-DD")
+
+
+Day = Annotated[dt.date, BeforeValidator(_written_day)]
+"""A day as the documents say it is sent: YYYY-MM-DD text."""
+
+
+def _whole(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Whole = Annotated[int, BeforeValidator(_whole)]
+"""An integer as JSON Schema has it: 27.0 is one too."""
 
 
 class Problem(BaseModel):
@@ -47,34 +72,46 @@ SearchHit = _mirror(Hit, "SearchHit", "The CLI's ``search --json`` hit, plus whe
     media_url=(str | None, Field(description="the whole original, with a #t=start,end fragment; null without media")))
 
 
+BLANK = "".join(c for c in map(chr, range(0x3001)) if c.isspace()) + '"“”«»'
+"""What says nothing to search for (index.library refuses a query of these alone): whitespace as Python's
+str.split() knows it, spelled out because regular expression engines disagree on \\s, and quote marks."""
+
+
 class SearchQuery(BaseModel):
-    """Body of ``POST /search``: the same filters as the query string of ``GET /search``."""
+    """The query string of ``GET /search``."""
 
     model_config = ConfigDict(populate_by_name=True)
 
-    q: str = Field(min_length=1, max_length=1000, pattern=r"\S", description="what was said, in any language")
-    k: int = Field(10, ge=1, le=100, description="how many hits at most")
+    q: str = Field(min_length=1, max_length=1000, pattern=f"[^{BLANK}]",
+                   description='what was said, in any language; in double quotes, that exact phrase')
+    k: Whole = Field(10, ge=1, le=100, description="how many hits at most")
     lang: str | None = Field(None, description="only hits spoken in this language (ISO 639-1, e.g. ko)")
     recording: list[str] | None = Field(None, description="only these recording ids")
-    date_from: dt.date | None = Field(None, alias="from", description="only recordings dated on or after this day")
-    date_to: dt.date | None = Field(None, alias="to", description="only recordings dated on or before this day")
+    date_from: Day | None = Field(None, alias="from", description="only recordings dated on or after this day")
+    date_to: Day | None = Field(None, alias="to", description="only recordings dated on or before this day")
     event: str | None = Field(None, description="only recordings of this event (any case)")
     session: str | None = Field(None, description="only recordings of this session (any case)")
     speaker: str | None = Field(None, description="only recordings of this speaker (any case)")
     mode: Literal[SEARCH_MODES] = Field("hybrid", description="keywords and meaning fused, or one alone")
 
 
+class SearchBody(SearchQuery):
+    """Body of ``POST /search``: the same filters, as JSON."""
+
+    model_config = ConfigDict(populate_by_name=True, strict=True)
+
+
 class RecordingMetadata(BaseModel):
     """What may be said about a recording, at upload or later (``PATCH``); absent fields stay as they are."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     title: str | None = Field(None, min_length=1, max_length=300)
     language: str | None = Field(None, pattern=r"^[a-z]{2,3}$", description="spoken language code: en, ru, ko, ...")
     event: str | None = Field(None, max_length=300)
     session: str | None = Field(None, max_length=300)
     speaker: str | None = Field(None, max_length=300)
-    date: dt.date | None = None
+    date: Day | None = None
 
     def given(self) -> dict[str, str]:
         """The fields that were set, as the catalog stores them (dates as YYYY-MM-DD)."""
