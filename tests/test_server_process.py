@@ -13,7 +13,7 @@ import pytest
 import uvicorn.importer
 
 from api.cli import main
-from api.jobs import JobStore
+from api.jobs import RESTARTED, JobStore
 from api_fixtures import API_KEY, DEMO, free_port, wait_for_job, wait_until_up
 
 pytest_plugins = ["api_fixtures"]
@@ -50,7 +50,7 @@ def served(tmp_path_factory):
 def test_a_job_left_running_by_a_dead_server_is_failed(served):
     client, left = served
     job = client.get(f"/jobs/{left}").json()
-    assert (job["state"], job["error"]) == ("failed", "interrupted by server restart")
+    assert (job["state"], job["error"]) == ("failed", RESTARTED)
 
 
 def test_import_search_and_delete_over_http(served):
