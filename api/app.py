@@ -83,7 +83,8 @@ _MEDIA_TYPES = {".opus": "audio/ogg", ".oga": "audio/ogg", ".m4a": "audio/mp4", 
 AUTH = {401: {"model": Problem, "description": "no API key sent"},
         403: {"model": Problem, "description": "a wrong key, or (without a key configured) a client elsewhere or another site's page"}}
 UNKNOWN = {**AUTH, 404: {"model": Problem}}
-REFUSED = {**AUTH, 415: {"model": Problem, "description": "a file not named as its field asks, or one that cannot be read as such"}}
+REFUSED = {**AUTH, 415: {"model": Problem, "description": "a file not named as its field asks, or one that cannot be read as such"},
+           429: {"model": Problem, "description": "too many jobs are waiting; Retry-After says when to try again"}}
 
 
 # -- what the endpoints share ---------------------------------------------------------------------
@@ -425,11 +426,11 @@ async def upload(request: Request, response: Response, b: Backend = Depends(back
         file = intake.required("file")
         meta = form_metadata(intake.fields)
         await run_in_threadpool(check_audio, file.path, file.filename)
-    except BaseException:
+        job = b.runner.submit("upload", file.filename, [file.path],
+                              lambda progress: b.service.ingest(file.path, meta, progress, names={file.path: file.filename}))
+    except BaseException:  # refused, or the queue is full: nothing of it stays
         intake.discard()
         raise
-    job = b.runner.submit("upload", file.filename, [file.path],
-                          lambda progress: b.service.ingest(file.path, meta, progress, names={file.path: file.filename}))
     return _accepted(request, response, job)
 
 
@@ -446,13 +447,13 @@ async def import_transcript(request: Request, response: Response, b: Backend = D
         await run_in_threadpool(check_transcript, text, english, meta.language)
         if media_file is not None:
             await run_in_threadpool(check_audio, media_file.path, media_file.filename)
-    except BaseException:
+        job = b.runner.submit("import", text.filename, [s.path for s in intake.files.values()],
+                              lambda progress: b.service.import_transcript(
+                                  text.path, media_file and media_file.path, meta, english and english.path,
+                                  names={s.path: s.filename for s in intake.files.values()}))
+    except BaseException:  # refused, or the queue is full: nothing of it stays
         intake.discard()
         raise
-    job = b.runner.submit("import", text.filename, [s.path for s in intake.files.values()],
-                          lambda progress: b.service.import_transcript(
-                              text.path, media_file and media_file.path, meta, english and english.path,
-                              names={s.path: s.filename for s in intake.files.values()}))
     return _accepted(request, response, job)
 
 

@@ -1,15 +1,23 @@
 """The job store shared by server processes: a restart fails only the jobs of processes that died,
-never a live neighbour's; the queue is bounded and old history is pruned."""
+never a live neighbour's; the queue is bounded (429 over HTTP) and old history is pruned; partial
+uploads a crash left are removed when a server starts."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time as clock
 
 import pytest
+from fastapi.testclient import TestClient
 
 from api import jobs
+from api.app import create_app
 from api.jobs import FAILED, RESTARTED, JobStore, QueueFullError
+from api_fixtures import API_KEY, DEMO
 from tests.conftest import ROOT
+
+pytest_plugins = ["api_fixtures"]
 
 HOLD_A_RUNNING_JOB = """
 import sys, time
@@ -71,3 +79,30 @@ def test_the_queue_is_bounded_and_finished_jobs_are_pruned(tmp_path, monkeypatch
     store.create("upload", "last.wav", [])
     assert len(store.recent(100)) == 3  # two finished kept, plus the queued one
     assert {j.id for j in store.recent(100)} >= {j.id for j in newest}
+
+
+# -- the same over HTTP, on the shared demo service ---------------------------------------------------
+
+
+def test_a_full_queue_is_429_and_keeps_nothing_of_the_upload(demo_service, monkeypatch):
+    monkeypatch.setattr(jobs, "MAX_QUEUED", 0)
+    media = demo_service.media_dir
+    before = set(media.iterdir()) if media.exists() else set()
+    with TestClient(create_app(demo_service.settings, demo_service), base_url="http://127.0.0.1") as client:
+        refused = client.post("/recordings", headers={"X-API-Key": API_KEY},
+                              files={"file": ("queued.opus", (DEMO / "en_open_data_portal.opus").read_bytes())})
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "30"
+    assert "already waiting" in refused.json()["detail"]
+    assert set(media.iterdir()) == before
+
+
+def test_uploads_a_crash_cut_off_are_removed_at_start(demo_service, tmp_path):
+    media = demo_service.media_dir
+    media.mkdir(parents=True, exist_ok=True)
+    stale, live = media / ".incoming-crashed.wav", media / ".incoming-arriving.wav"
+    for partial in (stale, live):
+        partial.write_bytes(b"RIFF")
+    os.utime(stale, (clock.time() - 3600, clock.time() - 3600))
+    with TestClient(create_app(demo_service.settings, demo_service), base_url="http://127.0.0.1"):
+        assert not stale.exists() and live.exists()
+    live.unlink()
