@@ -287,8 +287,21 @@ def _form(accept: dict[str, frozenset[str]], required: str, what: str) -> dict:
 
 
 # -- routes ----------------------------------------------------------------------------------------
+REPEATABLE = frozenset({"recording"})  # the query parameters that are lists
+
+
+def _single_values(request: Request) -> None:
+    """A parameter that takes one value, given several (``?limit=x&limit=3``), is refused: taking
+    the last one silently accepted a request the schema forbids (found by Schemathesis)."""
+    repeated = sorted({key for key, _ in request.query_params.multi_items()
+                       if key not in REPEATABLE and len(request.query_params.getlist(key)) > 1})
+    if repeated:
+        raise RequestValidationError([{"loc": ("query", key), "msg": "takes one value, given more than once",
+                                       "type": "repeated"} for key in repeated])
+
+
 router = APIRouter(responses={400: {"model": Problem}, 413: {"model": Problem, "description": "a body over the limit"},
-                              422: {"model": Problem}})
+                              422: {"model": Problem}}, dependencies=[Depends(_single_values)])
 Id = Annotated[str, PathParam(description="recording id (see GET /recordings); never a path")]
 
 

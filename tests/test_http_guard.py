@@ -186,3 +186,9 @@ def test_validation_errors_name_the_field_but_never_echo_the_value(local):
 def test_405_allows_every_method_of_the_path(local, method, path, allowed):
     response = local.request(method, path)
     assert response.status_code == 405 and response.headers["allow"] == allowed
+
+
+def test_a_single_valued_parameter_given_twice_is_refused(local):
+    refused = local.get("/jobs", params=[("limit", "oops"), ("limit", "3")])
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["query", "limit"]
+    assert local.get("/jobs", params={"limit": 3}).status_code == 200

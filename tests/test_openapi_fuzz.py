@@ -6,7 +6,7 @@ Runs on the real app and models through ASGI, over a library of its own for each
 since the run edits what it finds. Reads and edits are aimed at its real recordings half the time, so
 those answers are checked too; deletes only at the one without media, so the rest stay to be read.
 Bounded by FUZZ_EXAMPLES generated requests per operation in the fuzzing phase (about a minute in all);
-the seed is new each run and printed with a failure (FUZZ_SEED repeats one)."""
+the seed is new each run (fixed under CI) and printed with a failure (FUZZ_SEED repeats one)."""
 from __future__ import annotations
 
 import os
@@ -66,7 +66,8 @@ def service(tmp_path) -> Talksearch:
 @pytest.mark.parametrize("access", list(ACCESS))
 def test_every_operation_answers_as_documented(service, access):
     settings, headers = ACCESS[access]
-    seed = int(os.environ.get("FUZZ_SEED") or random.randrange(2**32))
+    # CI runs one fixed seed, so a landing never depends on luck; elsewhere each run explores anew.
+    seed = int(os.environ.get("FUZZ_SEED") or (0 if os.environ.get("CI") else random.randrange(2**32)))
     app = create_app(replace(service.settings, **settings), service)
     config = schemathesis.Config.from_dict({
         "headers": headers,
