@@ -87,7 +87,9 @@ class Catalog:
     def __init__(self, path: Path):
         self.path = path
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # Other processes write the same file in turn (one at a time, under the store's writer lock):
+        # wait for their commits rather than fail at once.
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.execute("PRAGMA journal_mode = WAL")

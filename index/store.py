@@ -110,14 +110,28 @@ class EmbeddedStore:
         self.folder = folder
         self.analyzer = analyzer or Analyzer()
         self.lock = WriterLock(folder / "write.lock")
-        try:
-            self.records = self.catalog = Catalog(folder / "catalog.sqlite")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"the catalog {folder / 'catalog.sqlite'} is damaged ({exc}): restore it from a backup "
-                             "(it is the library's source of truth; everything else is rebuilt from it)") from exc
+        self.records = self.catalog = self._open_catalog(folder / "catalog.sqlite")
         self.keywords = TantivyKeywords(folder / "keywords", self.catalog)
         self.vectors = SegmentedVectors(folder / "vectors", dimension, self.catalog, vector_settings)
         self._settle()
+
+    def _open_catalog(self, path: Path) -> Catalog:
+        """Created under the writer lock: two processes creating one library at once collided on
+        SQLite's switch to WAL ("database is locked"). One that finds it being created waits."""
+        try:
+            try:
+                if not path.exists():
+                    with self.lock.held():
+                        return Catalog(path)
+                return Catalog(path)
+            except sqlite3.OperationalError:  # another process is creating it: open once that is done
+                with self.lock.held():
+                    return Catalog(path)
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot open the catalog {path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"the catalog {path} is damaged ({exc}): restore it from a backup "
+                             "(it is the library's source of truth; everything else is rebuilt from it)") from exc
 
     def _settle(self) -> None:
         """Bring derived data up to date at open, under the writer lock: terms a library made by
