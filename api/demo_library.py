@@ -58,9 +58,10 @@ def _check_demo_library(folder: Path) -> None:
     catalog_file = folder / "catalog.sqlite"
     if not catalog_file.is_file():
         raise LibraryError(f"--fresh deletes the demo library, and {folder} is not a talksearch library: refusing to delete it")
+    demo_titles = {talk["title"] for talk in demo_talks()}
     catalog = Catalog(catalog_file)
     try:
-        others = [r.title for r in catalog.recordings() if r.title not in {talk["title"] for talk in demo_talks()}]
+        others = [r.title for r in catalog.recordings() if r.title not in demo_titles]
     finally:
         catalog.close()
     if others:

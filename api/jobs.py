@@ -13,8 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import json
-import os
 import logging
+import os
 import sqlite3
 import threading
 import uuid

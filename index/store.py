@@ -171,16 +171,17 @@ class EmbeddedStore:
         self.catalog.set_meta("generation", str(int(self.catalog.get_meta("generation") or 0) + 1))
 
     def _segment(self, views: list[View], vectors: np.ndarray) -> tuple[str, int]:
-        """Write views carrying chunk ids as a new segment (live once a commit lists it)."""
-        return self.vectors.write(np.asarray([vector_id(v.chunk, v.view) for v in views], dtype=np.int64), vectors)
+        """Write views carrying chunk ids as a new segment (live once a commit lists it), each
+        chunk's views in consecutive rows."""
+        order = sorted(range(len(views)), key=lambda i: (views[i].chunk, views[i].view))
+        return self.vectors.write(np.asarray([vector_id(views[i].chunk, views[i].view) for i in order], dtype=np.int64),
+                                  vectors[order])
 
     # -- writing: each under the writer lock --------------------------------------------------
     def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk],
             views: list[View], vectors: np.ndarray) -> None:
         """``views[i].chunk`` is a position in ``chunks``; it becomes the chunk's id here.
         Nothing is visible until the one commit at the end; a failure leaves no trace."""
-        order = sorted(range(len(views)), key=lambda i: (views[i].chunk, views[i].view))
-        views, vectors = [views[i] for i in order], vectors[order]
         segment = None
         with self.lock.held():
             try:
@@ -204,8 +205,6 @@ class EmbeddedStore:
     def add_vectors(self, views: list[View], vectors: np.ndarray) -> None:
         """Vectors for chunks already in the catalog (views carry chunk ids): what repair
         re-embeds for chunks whose vectors were lost."""
-        order = sorted(range(len(views)), key=lambda i: (views[i].chunk, views[i].view))
-        views, vectors = [views[i] for i in order], vectors[order]
         with self.lock.held():
             segment = self._segment(views, vectors)
             try:
@@ -303,13 +302,8 @@ class EmbeddedStore:
         if self.vectors.coarse_damage:
             findings.append(Finding(f"the saved search graph is unreadable: {self.vectors.coarse_damage}",
                                     "set it aside and build it again"))
-        try:
-            stale = self.keywords.stale()
-        except ValueError as exc:
-            stale = f"unreadable: {exc}"
-        if stale:
-            findings.append(Finding("the keyword index disagrees with the catalog" + (f" ({stale})" if isinstance(stale, str) else ""),
-                                    "rebuild it from the catalog's terms"))
+        if self.keywords.stale():
+            findings.append(Finding("the keyword index disagrees with the catalog", "rebuild it from the catalog's terms"))
         strays = self.vectors.strays()
         if strays:
             findings.append(Finding(f"{len(strays)} vector files belong to no committed write", "remove them"))

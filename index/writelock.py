@@ -40,9 +40,9 @@ class WriterLock:
         except OSError:
             return "unknown"
 
-    def _acquire(self, wait: float) -> bool:
+    def _acquire(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + wait
+        deadline = time.monotonic() + self.wait
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -50,36 +50,25 @@ class WriterLock:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     os.close(fd)
-                    return False
+                    raise LibraryBusyError(f"library {self.path.parent} is being written by another process "
+                                           f"(pid {self._holder()}); gave up after {self.wait:.0f} s, try again later")
                 time.sleep(0.05)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._fd = fd
-        return True
 
     @contextlib.contextmanager
-    def _held(self, wait: float, required: bool) -> Iterator[bool]:
+    def held(self) -> Iterator[None]:
+        """Wait for the lock (up to ``wait`` seconds), or raise ``LibraryBusyError``."""
         with self._threads:
-            if self._depth == 0 and not self._acquire(wait):
-                if required:
-                    raise LibraryBusyError(f"library {self.path.parent} is being written by another process "
-                                           f"(pid {self._holder()}); gave up after {wait:.0f} s, try again later")
-                yield False
-                return
+            if self._depth == 0:
+                self._acquire()
             self._depth += 1
             try:
-                yield True
+                yield
             finally:
                 self._depth -= 1
                 if self._depth == 0:
                     fcntl.flock(self._fd, fcntl.LOCK_UN)
                     os.close(self._fd)
                     self._fd = None
-
-    def held(self) -> contextlib.AbstractContextManager[bool]:
-        """Wait for the lock (up to ``wait`` seconds), or raise ``LibraryBusyError``."""
-        return self._held(self.wait, required=True)
-
-    def if_free(self) -> contextlib.AbstractContextManager[bool]:
-        """Take the lock only if nobody holds it; yields whether it was taken (for tidying that can wait)."""
-        return self._held(0.0, required=False)
