@@ -30,6 +30,7 @@ import hmac
 import ipaddress
 import logging
 import mimetypes
+import threading
 import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -111,6 +112,16 @@ class Backend:
             log.warning("no TALKSEARCH_API_KEY set: upload, import and delete are open to clients on this machine only")
         self.service.warm_up()
         self.service.stats()  # opens the library here, before request and job threads could race to open it
+        # Segments due to merge, or a search graph that is missing (a library that crossed the size
+        # threshold in a process that saved none): brought up to date off the request path, as
+        # after a write; until then searches scan exactly.
+        threading.Thread(target=self.maintain, name="talksearch-maintain", daemon=True).start()
+
+    def maintain(self) -> None:
+        try:
+            self.service.library.maintain()
+        except TalksearchError as exc:
+            log.warning("library maintenance skipped: %s", exc)
 
     def stop(self) -> None:
         for job in self.runner.shutdown():

@@ -274,6 +274,7 @@ class EmbeddedStore:
                     raise
                 self.vectors.refresh()
                 self.vectors.discard(*names)
+                self.vectors.merged_away(names)
             self.vectors.train_if_due()
 
     # -- checking and repairing ---------------------------------------------------------------

@@ -159,6 +159,7 @@ class SegmentedVectors:
         self._live_chunks = 0
         self._coarse = None
         self._dead: set[int] = set()  # coarse ids of deleted chunks still in the graph
+        self._saved_cover: set[str] = set()  # the segments the saved graph was written with
         self._deleted_during_build: list[int] | None = None
         # What could not be read: listed segments (name → why) and the saved graph (why).
         self.damaged: dict[str, str] = {}
@@ -166,6 +167,7 @@ class SegmentedVectors:
         with self._lock:
             self._load_coarse()
             self.refresh()
+            self._find_dead()
 
     # -- state -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -368,6 +370,28 @@ class SegmentedVectors:
         note = {"segments": sorted(self._segments), "tombstone_seq": self._tombstone_seq}
         (self.folder / "coarse.json.tmp").write_text(json.dumps(note))
         os.replace(self.folder / "coarse.json.tmp", self.folder / "coarse.json")
+        self._saved_cover = set(self._segments)
+
+    def _find_dead(self) -> None:
+        """Graph nodes of chunks no longer live (deleted or merged away before the graph was
+        saved): skipped by searches, and counted towards the rebuild."""
+        if not self.approximate:
+            return
+        ids = faiss.vector_to_array(self._coarse.id_map)
+        chunks = ids // MAX_VIEWS
+        known = chunks < len(self._where_segment)
+        dead = ~known
+        dead[known] = self._where_segment[chunks[known]] < 0
+        self._dead = set(ids[dead].tolist())
+
+    def merged_away(self, names: list[str]) -> None:
+        """After a committed merge: if it replaced segments the saved graph covers, save the graph
+        again. Otherwise the next process to open the library finds the note naming segments
+        that no longer exist, drops the graph and scans exactly (at 100k chunks the server's
+        hybrid search went from ~1 ms to ~8 ms for the coarse step until the next write)."""
+        with self._lock:
+            if self.approximate and self._saved_cover & set(names):
+                self._save_coarse()
 
     def _load_coarse(self) -> None:
         """Reuse a saved graph when the segments it covers are still the committed ones (building
@@ -390,6 +414,7 @@ class SegmentedVectors:
         if any(segment is None for segment in covered):
             return  # it covers a damaged segment: built again from what is readable
         self._coarse, self._tombstone_seq = index, note["tombstone_seq"]
+        self._saved_cover = set(note["segments"])
         for segment in covered:  # their vectors are in the index already: map them only
             self._load(segment, into_coarse=False)
 

@@ -111,6 +111,31 @@ def test_the_coarse_index_turns_approximate_past_the_threshold_with_high_recall(
     assert again.records.chunks([chunk_id])[chunk_id].recording_id == "new" and score == pytest.approx(1.0, abs=1e-2)
 
 
+def test_the_saved_graph_outlives_merges_of_the_segments_it_covers(tmp_path):
+    """A merge replacing segments the saved graph was written with must leave a graph the next
+    process can load: before, it found the graph's note naming vanished segments and scanned
+    exactly until some later write rebuilt it."""
+    rng = np.random.default_rng(11)
+    settings = VectorSettings(ann_min=100, merge_fanout=4, rebuild_dead_share=0.9)  # a delete is not a rebuild here
+    store = EmbeddedStore(tmp_path / "lib", DIM, vector_settings=settings)
+    for i in range(4):
+        add_recording(store, f"r{i}", unit(rng, 40))
+    store.vectors.train_if_due()  # the graph over four segments, before any merge
+    assert store.vectors.approximate
+    doomed = {c.id for c in store.records.chunks_of("r1")}
+    store.delete("r1")
+    covered = set(store.catalog.segments())
+    store.maintain()  # merges the four, dropping r1's rows
+    assert covered.isdisjoint(store.catalog.segments())
+    again = EmbeddedStore(tmp_path / "lib", DIM, vector_settings=settings)
+    assert again.vectors.approximate
+    assert again.vectors.coarse_size() == store.vectors.coarse_size()  # no vector loaded twice
+    probe = unit(rng, 5)
+    for query in probe:
+        assert [c for c, _, _ in again.vectors.search(query, 10)] == [c for c, _, _ in store.vectors.search(query, 10)]
+        assert doomed.isdisjoint(c for c, _, _ in again.vectors.search(query, 80))
+
+
 def test_a_selective_filter_finds_hits_that_rank_far_below_the_pool(tmp_path, hashing_embedder):
     """One speaker's weakly matching talk among many strong ones: filtering after retrieval lost it."""
     library = Library(tmp_path / "lib", hashing_embedder, vectors=VectorSettings(ann_min=100, ef_search=8, exact_subset=0))
