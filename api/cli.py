@@ -139,7 +139,7 @@ def print_hits(hits, as_json: bool, elapsed: float | None = None) -> None:
         said = marked(hit.text, hit.highlights)
         if hit.translation:
             said.append("\n").append(marked(hit.translation, hit.translation_highlights, "dim"))
-        table.add_row(str(rank), f"{hit.score:.3f}", f"{hit.title}\n[dim]{hit.recording_id}[/dim]",
+        table.add_row(str(rank), f"≈{hit.score:.2f}" if hit.approximate else f"{hit.score:.3f}", f"{hit.title}\n[dim]{hit.recording_id}[/dim]",
                       f"{mmss(hit.start)}–{mmss(hit.end)}", hit.language, said)
     console.print(table)
     if elapsed is not None:

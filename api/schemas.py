@@ -67,7 +67,9 @@ SearchHit = _mirror(Hit, "SearchHit", "The CLI's ``search --json`` hit, plus whe
     "text": "the quote in the language spoken",
     "translation": "English rendering, when spoken in another language",
     "highlights": "[start, end) character ranges of the words matching the query",
-    "translation_highlights": "the same for the English rendering"},
+    "translation_highlights": "the same for the English rendering",
+    "approximate": "a quoted phrase no transcript holds exactly, found as its nearest spelling "
+                   "(recognition misspelled it); score is then the similarity, 0-1"},
     clip_url=(str | None, Field(description="exactly this span as audio; null for a transcript without media")),
     media_url=(str | None, Field(description="the whole original, with a #t=start,end fragment; null without media")))
 

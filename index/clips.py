@@ -39,6 +39,8 @@ class Hit:
     score: float
     highlights: list[list[int]] = field(default_factory=list)
     translation_highlights: list[list[int]] = field(default_factory=list)
+    # A quote found only as a near spelling (recognition erred, or the quote is misremembered).
+    approximate: bool = False
 
 
 Span = tuple[float, float]
@@ -133,7 +135,7 @@ class ClipShaper:
         return _closest([spans[key] for key in keys], vectors[sentences][order] @ vector, FOCUS_MARGIN)
 
     def hit(self, chunk: Chunk, passage: Transcript, units: list[Sentence], score: float, recording: Recording,
-            span: Span | None = None) -> Hit:
+            span: Span | None = None, approximate: bool = False) -> Hit:
         """A hit on word boundaries around ``span`` (the whole chunk when None), not yet highlighted."""
         start, end = span or (chunk.start, chunk.end)
         inside = [u for u in units if u.end > start and u.start < end]
@@ -143,7 +145,7 @@ class ClipShaper:
             text = "".join(w.text for w in words).strip() or text
         translation = None if chunk.language == "en" else (render(passage.translation, start, end) or chunk.translation)
         return Hit(chunk.recording_id, recording.title, recording.source, round(start, 2), round(end, 2), chunk.language,
-                   text, translation, round(score, 4))
+                   text, translation, round(score, 4), approximate=approximate)
 
     def highlight(self, hits: list[Hit], terms: set[str]) -> list[Hit]:
         """Character ranges of the query's terms in each hit's words and English, analysed in one batch."""

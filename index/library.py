@@ -23,6 +23,8 @@ from .store import Finding, Store, open_store, stored_dimension
 from .vectors import VectorSettings
 
 SEARCH_MODES = ("hybrid", "dense", "lexical")
+# Chunks (best by meaning and words) looked through for a quote no transcript holds exactly.
+NEAR_POOL = 50
 log = logging.getLogger(__name__)
 
 
@@ -120,10 +122,14 @@ class Library:
         keywords = KeywordRetriever(store)
         shaper = ClipShaper(store)
         if phrase:
-            found = QuoteRetriever(store, keywords)(phrase, k, filters)
+            quotes = QuoteRetriever(store, keywords)
+            found, approximate = quotes(phrase, k, filters), False
+            if not found:  # recognition may have misspelled it: the nearest spellings, marked as such
+                asked = Candidates(phrase, self.centering.query(phrase), filters, pool=NEAR_POOL)
+                found, approximate = quotes.near(phrase, HybridRetriever(DenseRetriever(store), keywords, self.fusion)(asked), k), True
             recordings = store.records.recordings_by_id({c.recording_id for c, _, _ in found})
-            hits = [shaper.hit(chunk, passage, shaper.sentences(chunk, passage), score, recordings[chunk.recording_id], span)
-                    for chunk, score, span in found for passage in [shaper.passage(chunk)]]
+            hits = [shaper.hit(chunk, passage, shaper.sentences(chunk, passage), score, recordings[chunk.recording_id], span,
+                               approximate) for chunk, score, span in found for passage in [shaper.passage(chunk)]]
             return shaper.highlight(hits, set(store.analyzer.keys(phrase)))
         vector = None if mode == "lexical" else self.centering.query(query)
         candidates = Candidates(query, vector, filters, pool=max(100, 20 * k))

@@ -12,7 +12,7 @@ import numpy as np
 from ingest.records import Chunk
 
 from .clips import Span
-from .quotes import contains, locate
+from .quotes import contains, locate, near
 from .ranking import FusionSettings, SearchFilters, fuse, merge_overlapping
 from .store import Store
 from .vectors import ENGLISH, ORIGINAL
@@ -98,10 +98,30 @@ class QuoteRetriever:
             if span is None:  # no word timings (imported subtitles) or the phrase is in the English: whole cue(s)
                 holding = [s for s in passage.segments if contains(s.text, phrase) or contains(s.translation or "", phrase)]
                 span = (holding[0].start, holding[-1].end) if holding else (chunk.start, chunk.end)
-            if any(c.recording_id == chunk.recording_id and round(s[0], 2) == round(span[0], 2) for c, _, s in found):
-                continue  # the same occurrence seen through an overlapping chunk
-            found.append((chunk, 1.0, span))
+            if not _seen(found, chunk, span):
+                found.append((chunk, 1.0, span))
         return sorted(found, key=lambda item: (item[0].recording_id, item[2][0]))[:k]
+
+    def near(self, phrase: str, candidates: Ranked, k: int) -> Ranked:
+        """Where no transcript holds the phrase exactly: candidates whose words spell it nearly,
+        most similar first, scored by that similarity (0-1) and tightened to those words."""
+        passages = self.store.records.passages([(c.recording_id, c.start, c.end) for c, _, _ in candidates])
+        scored = []
+        for (chunk, _, _), passage in zip(candidates, passages):
+            words = [w for s in passage.segments for w in s.words] or passage.segments  # cues, without word timings
+            match = near(words, phrase)
+            if match is not None:
+                scored.append((chunk, match[2], match[:2]))
+        found: Ranked = []
+        for chunk, similarity, span in sorted(scored, key=lambda item: -item[1]):
+            if not _seen(found, chunk, span):
+                found.append((chunk, similarity, span))
+        return found[:k]
+
+
+def _seen(found: Ranked, chunk: Chunk, span: Span) -> bool:
+    """The same occurrence, already found through an overlapping chunk."""
+    return any(c.recording_id == chunk.recording_id and round(s[0], 2) == round(span[0], 2) for c, _, s in found)
 
 
 def top(ranked: Ranked, k: int) -> Ranked:

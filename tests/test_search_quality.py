@@ -67,8 +67,19 @@ def test_exact_quote_finds_the_words_and_their_seconds(library):
     words = library.store.records.transcript("en1").segments[1].words
     assert hit.recording_id == "en1" and hit.text == "base stations on rooftops,"
     assert (hit.start, hit.end) == (round(words[4].start, 2), round(words[7].end, 2))  # "base" … "rooftops,"
-    assert library.search('"stations on the roof"') == []
+    assert not hit.approximate
     assert library.search('«Камеры считают машины»')[0].recording_id == "ru1"
+
+
+def test_a_quote_recognition_misspelled_is_found_as_an_approximate_hit_on_its_words(library):
+    add_talk(library, "ru2", "ru", ["Добрый вечер.", "В трёх районах начали разделные с бармусеров во дворах.", "Спасибо."])
+    [hit] = library.search('"раздельный сбор мусора"')
+    words = library.store.records.transcript("ru2").segments[1].words
+    assert hit.approximate and hit.recording_id == "ru2" and 0.72 <= hit.score < 1
+    assert (hit.start, hit.end) == (round(words[4].start, 2), round(words[6].end, 2))  # "разделные" … "бармусеров"
+    [misremembered] = library.search('"stations on the roof"')
+    assert misremembered.approximate and misremembered.recording_id == "en1" and "stations on rooftops" in misremembered.text
+    assert library.search('"квантовая хромодинамика адронов"') == []  # nothing spelled like it: no hit at all
 
 
 def test_metadata_filters_and_editing(library):

@@ -184,6 +184,8 @@ function renderHit(hit) {
         onclick: () => openTranscript(hit.recording_id, hit) }, `${mmss(hit.start)}–${mmss(hit.end)}`),
       el("button", { type: "button", className: "copy", title: "Copy the quote with title and time",
         onclick: (event) => copyQuote(quote, event.currentTarget) }, "Copy quote")),
+    hit.approximate ? el("p", { className: "approximate muted" },
+      "Near match: no transcript has these exact words; this is the closest spelling, as recognised.") : null,
     el("blockquote", { className: "quote", lang: hit.language }, marked(hit.text, hit.highlights)),
     translation);
 }
