@@ -48,6 +48,12 @@ def _add_metadata(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{name}")
 
 
+def _add_ray(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ray", metavar="ADDRESS", help="transcribe on a Ray cluster: auto (the one running here), "
+                        "local (start one) or the head's address (default $TALKSEARCH_RAY; none: in this process)")
+    parser.add_argument("--ray-workers", type=int, metavar="N", help="Ray workers to start (default: one per CPU)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="talksearch", description="Search what was said in recorded talks, in any language.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -55,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("ingest", help="transcribe, translate and index media files or folders")
     p.add_argument("paths", nargs="+", type=Path)
     p.add_argument("--no-translate", action="store_true", help="skip the English rendering")
+    _add_ray(p)
     _add_metadata(p)
 
     p = commands.add_parser("import-transcript", help="add a recording from an SRT, WebVTT or JSON transcript")
@@ -104,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("serve", help="run the HTTP API and web page")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
+    _add_ray(p)
     for sub in commands.choices.values():
         _add_common(sub)
     return parser
@@ -113,7 +121,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         library=args.library, whisper_model=args.whisper_model, embed_model=args.embed_model, models_dir=args.models_dir,
         translate=False if getattr(args, "no_translate", False) else None,
-        host=getattr(args, "host", None), port=getattr(args, "port", None))
+        host=getattr(args, "host", None), port=getattr(args, "port", None),
+        ray=getattr(args, "ray", None), ray_workers=getattr(args, "ray_workers", None))
 
 
 def metadata_from(args: argparse.Namespace) -> Metadata:
@@ -220,6 +229,11 @@ def _report(outcome, path: Path) -> None:
 def _ingest(app: Talksearch, args: argparse.Namespace) -> int:
     files = media_files(args.paths)
     meta = metadata_from(args)
+    if app.settings.ray:
+        try:
+            return _ingest_on_ray(app, files, meta if len(files) == 1 else Metadata(**{**asdict(meta), "title": None}))
+        finally:
+            app.close()
     failures = 0
     for path in files:
         started = time.perf_counter()
@@ -240,6 +254,37 @@ def _ingest(app: Talksearch, args: argparse.Namespace) -> int:
         if outcome.added:
             elapsed = time.perf_counter() - started
             console.print(f"[dim]  {elapsed:.1f} s, real-time factor {elapsed / max(outcome.recording.duration, 1e-6):.3f}[/dim]")
+    return 1 if failures else 0
+
+
+def _ingest_on_ray(app: Talksearch, files: list[Path], meta: Metadata) -> int:
+    """Files spread over the cluster's workers and stored here in order, one progress bar for all."""
+    started = time.perf_counter()
+    cluster = app.cluster
+    console.print(f"[dim]{len(files)} files on {cluster.describe()}[/dim]", highlight=False)
+    shares = [0.0] * len(files)
+    failures, seconds = 0, 0.0
+    with tqdm(total=100, desc="transcribing", unit="%", bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}",
+              file=sys.stderr, leave=False, disable=None) as bar:
+        def progress(index: int, fraction: float) -> None:
+            shares[index] = fraction
+            bar.n = round(100 * sum(shares) / len(files))
+            bar.refresh()
+
+        for index, (path, result) in enumerate(zip(files, cluster.ingest([(p, meta, None) for p in files], progress))):
+            progress(index, 1.0)
+            with tqdm.external_write_mode(file=sys.stderr):
+                if isinstance(result, TalksearchError):
+                    if len(files) == 1:
+                        raise result
+                    failures += 1
+                    print(f"talksearch: error: {result}", file=sys.stderr)
+                    continue
+                _report(result, path)
+            seconds += result.recording.duration if result.added else 0.0
+    elapsed = time.perf_counter() - started
+    console.print(f"[dim]{elapsed:.1f} s for {mmss(seconds)} of new audio, real-time factor "
+                  f"{elapsed / max(seconds, 1e-6):.3f}[/dim]", highlight=False)
     return 1 if failures else 0
 
 

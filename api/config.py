@@ -31,6 +31,13 @@ class Settings:
     # Media is decoded and transcribed this many minutes at a time, so memory stays bounded.
     window_minutes: float = 10.0
     device: str = "cpu"
+    # Transcribe on a Ray cluster: "auto" (the one running here), "local" (start one) or a head's
+    # address; None transcribes in this process (see api/distributed.py).
+    ray: str | None = None
+    # Ray workers to start (0: as many as the cluster's CPUs hold at ray_worker_cpus each).
+    ray_workers: int = 0
+    # CPUs (whisper threads) per Ray worker: one each gave the most audio per CPU second.
+    ray_worker_cpus: int = 1
     # HTTP API
     api_key: str | None = None
     # Also require the key for searches, transcripts and media (a private archive on a shared server).

@@ -5,24 +5,32 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping
+
+import numpy as np
 
 from index.embedder import Embedder, EmbedderSettings
+from index.indexing import embed_views
 from index.library import Hit, Library, LibraryError
 from index.ranking import FusionSettings, SearchFilters, iso_date
 from index.store import Finding
+from index.vectors import View
 from ingest.align import attach
 from ingest.chunking import chunk_transcript
 from ingest.errors import MediaError, TalksearchError
 from ingest.media import SAMPLE_RATE, AudioSource, content_hash, is_media_file, load_audio
-from ingest.records import Recording, Transcript
+from ingest.records import Chunk, Recording, Transcript
 from ingest.subtitles import read_transcript, write_transcript
 from ingest.transcribe import Transcriber, WhisperSettings
 
 from .config import Settings
+
+if TYPE_CHECKING:  # Ray is imported only when ingest runs on it
+    from .distributed import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +60,16 @@ class Outcome:
     chunks: int = 0
 
 
+@dataclass
+class Prepared:
+    """A transcript ready to store: its English attached to its segments, cut into chunks, and
+    the chunks' views embedded. Made where the models are (here, or on a Ray worker)."""
+
+    transcript: Transcript
+    chunks: list[Chunk]
+    embedded: tuple[list[View], np.ndarray]
+
+
 class Talksearch:
     """Light to construct; models load on first use (or in ``warm_up``) and stay loaded."""
 
@@ -63,10 +81,31 @@ class Talksearch:
         self.embedder = Embedder(EmbedderSettings(model=settings.embed_model, cache_dir=settings.models_dir,
                                                   device=settings.device, backend=settings.embed_backend))
         self.library = Library(settings.library, self.embedder, fusion=FusionSettings(lexical_weight=settings.lexical_weight))
+        self._cluster: Cluster | None = None
+        self._joining = threading.Lock()  # the API's job thread joins the cluster; requests may close it
 
     def warm_up(self) -> None:
-        self.transcriber.warm_up()
+        """Load the models this process runs: not whisper when Ray workers transcribe."""
+        if not self.settings.ray:
+            self.transcriber.warm_up()
         self.embedder.warm_up()
+
+    @property
+    def cluster(self) -> Cluster:
+        """The Ray cluster that transcribes (``settings.ray``), joined on first use."""
+        with self._joining:
+            if self._cluster is None:
+                from .distributed import Cluster
+
+                self._cluster = Cluster(self)
+            return self._cluster
+
+    def close(self) -> None:
+        """Leave the Ray cluster, if one was joined (its workers end with this process's jobs)."""
+        with self._joining:
+            if self._cluster is not None:
+                self._cluster.close()
+                self._cluster = None
 
     # -- adding -----------------------------------------------------------------------------
     @property
@@ -76,21 +115,46 @@ class Talksearch:
 
     def ingest(self, path: Path, meta: Metadata | None = None, progress: Callable[[float], None] | None = None,
                names: Mapping[Path, str] | None = None) -> Outcome:
-        """Transcribe, translate, chunk and index one media file. Same bytes twice is a no-op.
+        """Transcribe, translate, chunk and index one media file (on the Ray cluster when
+        ``settings.ray`` names one). Same bytes twice is a no-op.
         ``names``: what a client called the files it uploaded (see ``_recording``)."""
         meta, names = meta or Metadata(), names or {}
         with self._as_sent(names):
-            digest = content_hash(path)
-            existing = self.library.store.records.by_hash(digest)
+            if self.settings.ray:
+                return self.cluster.ingest_one(path, meta, names.get(path), progress)
+            digest, existing = self.known(path)
             if existing is not None:
                 return Outcome(existing, added=False)
-            self.library.check_model()
-            audio = AudioSource(path, max_seconds=self.max_seconds)
+            audio = self.source(path)
             transcript = self.transcriber(audio, language=meta.language, translate=self.settings.translate, progress=progress)
-            recording = self._recording(digest, path, names.get(path), transcript, meta, has_media=True)
-            chunks = self._store(recording, transcript)
-            self.library.store.set_meta("whisper_model", self.settings.whisper_model)
-            return Outcome(recording, added=True, chunks=chunks)
+            return self.add_transcribed(digest, path, names.get(path), meta, self.prepare(transcript, recording_id(digest)))
+
+    # The steps of ``ingest``, which a Ray driver runs around its workers (api/distributed.py).
+    def known(self, path: Path) -> tuple[str, Recording | None]:
+        """The file's content hash, and the recording already made from the same bytes (if any)."""
+        digest = content_hash(path)
+        return digest, self.library.store.records.by_hash(digest)
+
+    def source(self, path: Path) -> AudioSource:
+        """The media to transcribe, opened once the library is known to accept this embedding model."""
+        self.library.check_model()
+        return AudioSource(path, max_seconds=self.max_seconds)
+
+    def prepare(self, transcript: Transcript, recording: str) -> Prepared:
+        """Attach the English, chunk and embed: everything before storing that needs no library."""
+        attach(transcript.segments, transcript.translation)
+        chunks = chunk_transcript(transcript, recording)
+        return Prepared(transcript, chunks, embed_views(self.library.centering, chunks, transcript))
+
+    def add_transcribed(self, digest: str, path: Path, name: str | None, meta: Metadata, prepared: Prepared) -> Outcome:
+        """Store what was made of ``path``; bytes that another ingest stored meanwhile are not stored twice."""
+        existing = self.library.store.records.by_hash(digest)
+        if existing is not None:
+            return Outcome(existing, added=False)
+        recording = self._recording(digest, path, name, prepared.transcript, meta, has_media=True)
+        chunks = self._store(recording, prepared)
+        self.library.store.set_meta("whisper_model", self.settings.whisper_model)
+        return Outcome(recording, added=True, chunks=chunks)
 
     def import_transcript(self, path: Path, media: Path | None = None, meta: Metadata | None = None,
                           translation: Path | None = None, names: Mapping[Path, str] | None = None) -> Outcome:
@@ -109,7 +173,7 @@ class Talksearch:
             self.library.check_model()
             recording = self._recording(digest, media or path, names.get(media or path), transcript, meta,
                                         has_media=media is not None)
-            return Outcome(recording, added=True, chunks=self._store(recording, transcript))
+            return Outcome(recording, added=True, chunks=self._store(recording, self.prepare(transcript, recording.id)))
 
     @contextmanager
     def _as_sent(self, names: Mapping[Path, str]) -> Iterator[None]:
@@ -128,17 +192,15 @@ class Talksearch:
         which ``stored_name`` finds again."""
         shown = name or str(source.resolve())
         return Recording(
-            id=digest[:12], title=meta.title or Path(shown).stem.replace("_", " "), source=shown,
+            id=recording_id(digest), title=meta.title or Path(shown).stem.replace("_", " "), source=shown,
             content_hash=digest, duration=round(transcript.duration, 3), language=transcript.language,
             added_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), has_media=has_media,
             event=meta.event, session=meta.session, speaker=meta.speaker, date=meta.date)
 
-    def _store(self, recording: Recording, transcript: Transcript) -> int:
-        attach(transcript.segments, transcript.translation)
-        chunks = chunk_transcript(transcript, recording.id)
-        self.library.add(recording, transcript, chunks)
+    def _store(self, recording: Recording, prepared: Prepared) -> int:
+        self.library.add(recording, prepared.transcript, prepared.chunks, prepared.embedded)
         self.library.maintain()
-        return len(chunks)
+        return len(prepared.chunks)
 
     # -- reading ----------------------------------------------------------------------------
     def search(self, query: str, k: int = 10, language: str | None = None, recordings: list[str] | None = None,
@@ -210,6 +272,11 @@ class Talksearch:
         findings += [Finding(f"recording {r.id} ({r.title}): its media file is gone", "")
                      for r in self.recordings() if r.has_media and self.media_path(r) is None]
         return findings
+
+
+def recording_id(digest: str) -> str:
+    """A recording's id: the start of its content hash."""
+    return digest[:12]
 
 
 def stored_name(digest: str, filename: str) -> str:

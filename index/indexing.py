@@ -51,6 +51,13 @@ def chunk_views(chunks: list[Chunk], transcript: Transcript, max_windows: int = 
     return views
 
 
+def embed_views(centering: LanguageCentering, chunks: list[Chunk], transcript: Transcript) -> tuple[list[View], np.ndarray]:
+    """The views of new chunks and their vectors: what ``Indexer.add`` stores. Needs no store, so
+    a worker elsewhere can embed what it transcribed (api/distributed.py)."""
+    views = chunk_views(chunks, transcript)
+    return views, centering.passages([v.text for v in views], [v.language for v in views])
+
+
 class Indexer:
     """Embeds chunks with the library's model and writes them; guards the model identity."""
 
@@ -79,10 +86,11 @@ class Indexer:
         self.store.set_meta("dimension", str(self.centering.embedder.dimension))
         self.store.set_meta("vector_recipe", RECIPE)
 
-    def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk]) -> None:
+    def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk],
+            embedded: tuple[list[View], np.ndarray] | None = None) -> None:
+        """``embedded``: the chunks' views and vectors made by ``embed_views`` beforehand (else here)."""
         self.check_model()
-        views = chunk_views(chunks, transcript)
-        vectors = self.centering.passages([v.text for v in views], [v.language for v in views])
+        views, vectors = embedded or embed_views(self.centering, chunks, transcript)
         if self.store.get_meta("embedding_model") is None:
             self._claim()
         self.store.add(recording, transcript, chunks, views, vectors)

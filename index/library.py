@@ -10,6 +10,8 @@ import logging
 import threading
 from pathlib import Path
 
+import numpy as np
+
 from ingest.records import Chunk, Recording, Transcript
 
 from .centering import LanguageCentering
@@ -20,7 +22,7 @@ from .quotes import quoted
 from .ranking import FusionSettings, SearchFilters
 from .retrieval import Candidates, DenseRetriever, HybridRetriever, KeywordRetriever, QuoteRetriever, top
 from .store import Finding, Store, open_store, stored_dimension
-from .vectors import VectorSettings
+from .vectors import VectorSettings, View
 
 SEARCH_MODES = ("hybrid", "dense", "lexical")
 # Chunks (best by meaning and words) looked through for a quote no transcript holds exactly.
@@ -79,8 +81,9 @@ class Library:
     def check_model(self) -> None:
         self.indexer.check_model()
 
-    def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk]) -> None:
-        self.indexer.add(recording, transcript, chunks)
+    def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk],
+            embedded: tuple[list[View], np.ndarray] | None = None) -> None:
+        self.indexer.add(recording, transcript, chunks, embedded)
 
     def delete(self, ref: str) -> Recording:
         recording = self.resolve(ref)

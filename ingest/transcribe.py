@@ -113,46 +113,47 @@ class Transcriber:
 
     def run(self, audio: np.ndarray | AudioSource, language: str | None = None, translate: bool = True,
             progress: Progress | None = None) -> Transcript:
-        """Transcribe (and render into English) window by window; times are on the recording's clock."""
-        self.warm_up()
+        """Transcribe (and render into English) window by window; times are on the recording's clock.
+        The main language found in the first window with speech is imposed on the later ones."""
         if isinstance(audio, AudioSource):
             windows, expected = audio.windows(self.settings.window_minutes * 60), audio.declared
         else:
             windows, expected = [(0.0, audio)], audio.size / SAMPLE_RATE
         report = progress or (lambda fraction: None)
-        main, probability = language, 1.0
-        segments: list[Segment] = []
-        translation: list[Segment] = []
-        duration = 0.0
+        heard: list[Heard] = []
+        main = language
         for offset, samples in windows:
-            length = samples.size / SAMPLE_RATE
-
             def done(seconds: float, offset: float = offset) -> None:
-                """Progress at ``seconds`` of work into this window (transcription and translation
-                count half each)."""
                 if expected:
                     report(min(1.0, float(offset + seconds) / expected))
 
-            decoded, info = self._decode(samples, 0.0, main, "transcribe", words=True)
-            kept = self._collect(decoded, info.language, lambda end: done(0.5 * end))
-            if kept and main is None:
-                main, probability = info.language, float(info.language_probability)
-            if kept and language is None:
-                kept = self._relabel_languages(samples, kept, main)
-            pieces: list[Segment] = []
-            if translate:
-                for lang, start, end in _foreign_runs(kept):
-                    decoded, _ = self._decode(samples, start, lang, "translate", words=False, end=end)
-                    pieces += self._collect(decoded, "en", lambda at: done(0.5 * length + 0.5 * at))
-            done(length)
-            segments += _shifted(kept, offset)
-            translation += _shifted(pieces, offset)
-            duration = offset + length
-        if not segments:
-            raise NoSpeechError("no speech found in the audio")
+            heard.append(self.window(samples, offset, main, language is not None, translate, done))
+            main = main or heard[-1].language
+        transcript = assemble(heard)
         report(1.0)
-        return Transcript(language=main, duration=duration, segments=segments, translation=translation,
-                          language_probability=probability)
+        return transcript
+
+    def window(self, samples: np.ndarray, offset: float, main: str | None, fixed: bool, translate: bool = True,
+               progress: Callable[[float], None] | None = None) -> Heard:
+        """One window at ``offset`` seconds into the recording, decoded in ``main`` (detected when None);
+        ``fixed``: the language was given, so stretches are not relabelled. ``progress`` gets the
+        seconds of this window done (transcription and translation count half each)."""
+        self.warm_up()
+        done = progress or (lambda seconds: None)
+        length = samples.size / SAMPLE_RATE
+        decoded, info = self._decode(samples, 0.0, main, "transcribe", words=True)
+        kept = self._collect(decoded, info.language, lambda end: done(0.5 * end))
+        heard_as, probability = (main, 1.0) if main is not None else (info.language, float(info.language_probability))
+        if kept and not fixed:
+            kept = self._relabel_languages(samples, kept, heard_as)
+        pieces: list[Segment] = []
+        if translate:
+            for lang, start, end in _foreign_runs(kept):
+                decoded, _ = self._decode(samples, start, lang, "translate", words=False, end=end)
+                pieces += self._collect(decoded, "en", lambda at: done(0.5 * length + 0.5 * at))
+        done(length)
+        return Heard(offset, length, _shifted(kept, offset), _shifted(pieces, offset),
+                     heard_as if kept else None, probability)
 
     def _decode(self, audio: np.ndarray, start: float, language: str | None, task: str, words: bool,
                 end: float | None = None):
@@ -215,6 +216,31 @@ class Transcriber:
         lo, hi = int(segments[0].start * SAMPLE_RATE), int(segments[-1].end * SAMPLE_RATE)
         lang, probability, _ = self._model.detect_language(audio[lo:hi])
         return lang, probability
+
+
+@dataclass
+class Heard:
+    """What one window gave: segments and English pieces on the recording's clock, and the main
+    language heard in it (None when it held no speech)."""
+
+    offset: float
+    length: float
+    segments: list[Segment]
+    translation: list[Segment]
+    language: str | None
+    probability: float
+
+
+def assemble(heard: list[Heard]) -> Transcript:
+    """The recording's transcript from its windows in order; its language is that of the first
+    window with speech."""
+    spoken = [h for h in heard if h.language is not None]
+    if not spoken:
+        raise NoSpeechError("no speech found in the audio")
+    return Transcript(language=spoken[0].language, duration=heard[-1].offset + heard[-1].length,
+                      segments=[s for h in heard for s in h.segments],
+                      translation=[s for h in heard for s in h.translation],
+                      language_probability=spoken[0].probability)
 
 
 def _shifted(segments: list[Segment], by: float) -> list[Segment]:
