@@ -101,7 +101,7 @@ class Backend:
 
     def start(self) -> None:
         self.media_dir.mkdir(parents=True, exist_ok=True)
-        self.jobs = JobStore(self.service.library.folder / "jobs.sqlite")
+        self.jobs = JobStore(self.service.settings.library / "jobs.sqlite")
         for job in self.jobs.fail_unfinished(RESTARTED, orphans=True):  # only those of processes that died
             self.tidy(job)
         for partial in self.media_dir.glob(".incoming-*"):  # uploads a crash cut off (a live one writes every second)

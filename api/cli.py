@@ -35,6 +35,8 @@ def mmss(seconds: float) -> str:
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--library", help="library folder (default ./talksearch-library or $TALKSEARCH_LIBRARY)")
+    parser.add_argument("--store", metavar="URI", help="keep the records in PostgreSQL (postgresql://…, or $TALKSEARCH_STORE); "
+                        "uploaded media and job files stay in --library")
     parser.add_argument("--whisper-model", help="faster-whisper model name or path (default: base, assembled offline)")
     parser.add_argument("--embed-model", help="sentence-transformers model name or path (default: multilingual-e5-small)")
     parser.add_argument("--models-dir", help="where assembled models are cached")
@@ -106,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("check", help="find damaged or inconsistent library files (exit 1 if any)")
     p.add_argument("--repair", action="store_true", help="fix what can be fixed: re-embed lost vectors, rebuild indexes")
     commands.add_parser("models", help="assemble and load the models (first-run set-up)")
+    p = commands.add_parser("migrate", help="copy a library folder into PostgreSQL, vectors included (no re-embedding)")
+    p.add_argument("--from", dest="source", type=Path, required=True, metavar="DIR", help="the library folder to copy")
+    p.add_argument("--to", dest="target", required=True, metavar="URI", help="an empty PostgreSQL database: postgresql://…")
     p = commands.add_parser("demo", help="build the demo library and run example searches")
     p.add_argument("--fresh", action="store_true", help="delete the demo library first")
     p = commands.add_parser("serve", help="run the HTTP API and web page")
@@ -119,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
-        library=args.library, whisper_model=args.whisper_model, embed_model=args.embed_model, models_dir=args.models_dir,
+        library=args.library, store=args.store, whisper_model=args.whisper_model, embed_model=args.embed_model, models_dir=args.models_dir,
         translate=False if getattr(args, "no_translate", False) else None,
         host=getattr(args, "host", None), port=getattr(args, "port", None),
         ray=getattr(args, "ray", None), ray_workers=getattr(args, "ray_workers", None))
@@ -165,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
         from .evaluate import run_eval
 
         return run_eval(settings, args)
+    if args.command == "migrate":
+        return _migrate(args.source, args.target)
     if args.command == "demo":
         from .demo_library import run_demo
 
@@ -288,6 +295,20 @@ def _ingest_on_ray(app: Talksearch, files: list[Path], meta: Metadata) -> int:
     return 1 if failures else 0
 
 
+def _migrate(source: Path, target: str) -> int:
+    from index.store import StoreError, is_server, shown
+
+    if not is_server(target):
+        raise StoreError(f"--to takes a postgresql:// URI, not {target!r}")
+    from index.pgstore import migrate
+
+    started = time.perf_counter()
+    copied = migrate(source, target)
+    console.print(f"copied {copied['recordings']} recordings, {copied['chunks']} chunks and {copied['vectors']} vectors "
+                  f"from {source} to {shown(target)} in {time.perf_counter() - started:.1f} s; counts verified", highlight=False)
+    return 0
+
+
 def _check(app: Talksearch, repair: bool) -> int:
     """fsck-like: each finding and what repair does about it; exit 1 while anything is left."""
     findings = app.check(repair)
@@ -296,7 +317,7 @@ def _check(app: Talksearch, repair: bool) -> int:
         console.print(f"{finding.problem} [dim]({action})[/dim]", highlight=False)
     left = app.check() if repair and findings else findings
     stats = app.stats()
-    console.print(f"{app.settings.library}: {stats['recordings']} recordings, {stats['chunks']} chunks; "
+    console.print(f"{app.library.where}: {stats['recordings']} recordings, {stats['chunks']} chunks; "
                   + ("no problems found" if not left else f"{len(left)} problems left"), highlight=False)
     return 1 if left else 0
 

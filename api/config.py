@@ -16,7 +16,11 @@ def _default_models_dir() -> Path:
 
 @dataclass
 class Settings:
+    # The library folder: its records, unless ``store`` names a server; its uploaded media and job files always.
     library: Path = Path("talksearch-library")
+    # Records, keyword terms and vectors in PostgreSQL with pgvector (a postgresql:// URI) instead of
+    # the library folder, so several servers and workers share them (see index/pgstore.py).
+    store: str | None = None
     models_dir: Path = field(default_factory=_default_models_dir)
     whisper_model: str = DEFAULT_WHISPER
     embed_model: str = DEFAULT_EMBEDDER

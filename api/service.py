@@ -80,7 +80,7 @@ class Talksearch:
                                                        window_minutes=settings.window_minutes))
         self.embedder = Embedder(EmbedderSettings(model=settings.embed_model, cache_dir=settings.models_dir,
                                                   device=settings.device, backend=settings.embed_backend))
-        self.library = Library(settings.library, self.embedder, fusion=FusionSettings(lexical_weight=settings.lexical_weight))
+        self.library = Library(settings.store or settings.library, self.embedder, fusion=FusionSettings(lexical_weight=settings.lexical_weight))
         self._cluster: Cluster | None = None
         self._joining = threading.Lock()  # the API's job thread joins the cluster; requests may close it
 
@@ -221,8 +221,9 @@ class Talksearch:
 
     @property
     def media_dir(self) -> Path:
-        """Where the library keeps media it owns (uploads); deleting a recording removes its file there."""
-        return (self.library.folder / "media").resolve()
+        """Where the library keeps media it owns (uploads); deleting a recording removes its file there.
+        Always under the library folder, also when the records live in PostgreSQL."""
+        return (self.settings.library / "media").resolve()
 
     def _file(self, recording: Recording) -> Path:
         """The file a recording was added from: where it was for a path, in the media folder for an

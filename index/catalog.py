@@ -2,12 +2,17 @@
 
 SQLite because a library must be one folder a user can copy, and because a single file
 gives transactions: a failed ingest leaves nothing half-written.
+
+The records role itself (``SqlRecords``) is written in SQL that SQLite and PostgreSQL both run
+(``?`` placeholders, ``RETURNING``, ``ON CONFLICT``, ``casefold``/``instr`` provided by each
+backend), so the PostgreSQL store reuses every query here rather than keeping a copy.
 """
 from __future__ import annotations
 
 import contextlib
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Iterator
@@ -60,7 +65,7 @@ _RECORDING_COLUMNS = [f.name for f in fields(Recording)]
 def filter_sql(filters: SearchFilters) -> tuple[str, tuple]:
     """A WHERE clause over ``recordings`` (joined with ``chunks`` when a language is asked) for
     these filters; metadata compared case-insensitively, dates as ISO text."""
-    clauses, args = ["1"], []
+    clauses, args = ["1 = 1"], []
     if filters.language is not None:
         clauses.append("chunks.language = ?")
         args.append(filters.language)
@@ -81,45 +86,17 @@ def filter_sql(filters: SearchFilters) -> tuple[str, tuple]:
     return " AND ".join(clauses), tuple(args)
 
 
-class Catalog:
-    """Thread-safe access to one catalog file (the API searches while a background job writes)."""
+class SqlRecords(ABC):
+    """The records role over any SQL backend that supplies ``_rows``, ``_many`` and ``transaction``."""
 
-    def __init__(self, path: Path):
-        self.path = path
-        self._lock = threading.RLock()
-        # Other processes write the same file in turn (one at a time, under the store's writer lock):
-        # wait for their commits rather than fail at once.
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA foreign_keys = ON")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = FULL")  # a commit is on disk when it returns
-        self._db.create_function("casefold", 1, lambda text: text.casefold() if text else text, deterministic=True)
-        self._db.executescript(_SCHEMA)
+    @abstractmethod
+    def _rows(self, sql: str, args: tuple = ()) -> list: ...
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+    @abstractmethod
+    def _many(self, sql: str, rows: list[tuple]) -> None: ...
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All catalog writes inside commit together or not at all."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def integrity(self) -> list[str]:
-        """What SQLite's own check finds wrong in the file (empty when it is sound)."""
-        return [r[0] for r in self._rows("PRAGMA quick_check") if r[0] != "ok"]
-
-    def _rows(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+    @abstractmethod
+    def transaction(self) -> contextlib.AbstractContextManager: ...
 
     # -- meta -------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -127,8 +104,11 @@ class Catalog:
         return rows[0]["value"] if rows else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        self._rows("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                   (key, value))
+
+    def meta(self) -> dict[str, str]:
+        return {r["key"]: r["value"] for r in self._rows("SELECT key, value FROM meta")}
 
     # -- recordings -------------------------------------------------------------------------
     @staticmethod
@@ -157,33 +137,30 @@ class Catalog:
 
     def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk]) -> list[int]:
         """Insert a recording with everything derived from it; returns the new chunk ids in order
-        (ids are never reused: AUTOINCREMENT). Call inside ``transaction()``."""
+        (ids are never reused: AUTOINCREMENT, or a sequence). Call inside ``transaction()``."""
         values = asdict(recording)
-        self._db.execute(
-            f"INSERT INTO recordings({', '.join(_RECORDING_COLUMNS)}) VALUES ({', '.join('?' * len(_RECORDING_COLUMNS))})",
-            [values[c] for c in _RECORDING_COLUMNS])
+        self._rows(f"INSERT INTO recordings({', '.join(_RECORDING_COLUMNS)}) VALUES ({', '.join('?' * len(_RECORDING_COLUMNS))})",
+                   tuple(values[c] for c in _RECORDING_COLUMNS))
         for seq, segment in enumerate(transcript.segments):
-            cursor = self._db.execute(
-                'INSERT INTO segments(recording_id, seq, start, "end", language, text, translation) VALUES (?,?,?,?,?,?,?)',
+            [(segment_id,)] = self._rows(
+                'INSERT INTO segments(recording_id, seq, start, "end", language, text, translation) VALUES (?,?,?,?,?,?,?) RETURNING id',
                 (recording.id, seq, segment.start, segment.end, segment.language, segment.text, segment.translation))
-            self._db.executemany(
-                'INSERT INTO words(segment_id, seq, start, "end", text, probability) VALUES (?,?,?,?,?,?)',
-                [(cursor.lastrowid, i, w.start, w.end, w.text, w.probability) for i, w in enumerate(segment.words)])
-        self._db.executemany('INSERT INTO translations(recording_id, start, "end", text) VALUES (?,?,?,?)',
-                             [(recording.id, s.start, s.end, s.text) for s in transcript.translation])
+            self._many('INSERT INTO words(segment_id, seq, start, "end", text, probability) VALUES (?,?,?,?,?,?)',
+                       [(segment_id, i, w.start, w.end, w.text, w.probability) for i, w in enumerate(segment.words)])
+        self._many('INSERT INTO translations(recording_id, start, "end", text) VALUES (?,?,?,?)',
+                   [(recording.id, s.start, s.end, s.text) for s in transcript.translation])
         ids = []
         for chunk in chunks:
-            cursor = self._db.execute(
-                'INSERT INTO chunks(recording_id, seq, start, "end", language, text, translation) VALUES (?,?,?,?,?,?,?)',
+            [(chunk.id,)] = self._rows(
+                'INSERT INTO chunks(recording_id, seq, start, "end", language, text, translation) VALUES (?,?,?,?,?,?,?) RETURNING id',
                 (recording.id, chunk.seq, chunk.start, chunk.end, chunk.language, chunk.text, chunk.translation))
-            chunk.id = cursor.lastrowid
-            ids.append(cursor.lastrowid)
+            ids.append(chunk.id)
         return ids
 
     def set_windows(self, chunk_ids: list[int], rows: list[tuple[int, int, float, float]]) -> None:
         """Replace the window spans (chunk id, view, start, end) of these chunks."""
-        self._db.executemany("DELETE FROM windows WHERE chunk_id = ?", [(i,) for i in chunk_ids])
-        self._db.executemany('INSERT INTO windows(chunk_id, view, start, "end") VALUES (?, ?, ?, ?)', rows)
+        self._many("DELETE FROM windows WHERE chunk_id = ?", [(i,) for i in chunk_ids])
+        self._many('INSERT INTO windows(chunk_id, view, start, "end") VALUES (?, ?, ?, ?)', rows)
 
     def window_spans(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[float, float]]:
         """Spans of the given (chunk id, view) windows. Looked up by chunk id, which the primary
@@ -206,19 +183,19 @@ class Catalog:
             return
         with self.transaction():
             if "language" in changes:  # a corrected language applies to the speech labelled with the old one
-                old = self._db.execute("SELECT language FROM recordings WHERE id = ?", (recording_id,)).fetchone()
+                old = self._rows("SELECT language FROM recordings WHERE id = ?", (recording_id,))
                 for table in ("segments", "chunks"):
-                    self._db.execute(f"UPDATE {table} SET language = ? WHERE recording_id = ? AND language = ?",
-                                     (changes["language"], recording_id, old["language"] if old else None))
-            self._db.execute(f"UPDATE recordings SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
-                             [*changes.values(), recording_id])
+                    self._rows(f"UPDATE {table} SET language = ? WHERE recording_id = ? AND language = ?",
+                               (changes["language"], recording_id, old[0]["language"] if old else None))
+            self._rows(f"UPDATE recordings SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
+                       (*changes.values(), recording_id))
 
     def delete(self, recording_id: str) -> list[int]:
         """Remove a recording and all rows hanging off it; returns the chunk ids it had.
         Call inside ``transaction()``."""
-        ids = [r["id"] for r in self._db.execute("SELECT id FROM chunks WHERE recording_id = ?", (recording_id,))]
-        self._db.executemany("DELETE FROM chunk_terms WHERE rowid = ?", [(i,) for i in ids])
-        self._db.execute("DELETE FROM recordings WHERE id = ?", (recording_id,))
+        ids = [r["id"] for r in self._rows("SELECT id FROM chunks WHERE recording_id = ?", (recording_id,))]
+        self._many("DELETE FROM chunk_terms WHERE id = ?", [(i,) for i in ids])
+        self._rows("DELETE FROM recordings WHERE id = ?", (recording_id,))
         return ids
 
     # -- transcript and chunks --------------------------------------------------------------
@@ -259,8 +236,8 @@ class Catalog:
     # -- keyword terms: the source the keyword index is built from --------------------------
     def set_terms(self, ids: list[int], terms: list[tuple[str, str]]) -> None:
         """(Re)write the analysed (original, English) terms of these chunks. Call inside ``transaction()``."""
-        self._db.executemany("DELETE FROM chunk_terms WHERE rowid = ?", [(i,) for i in ids])
-        self._db.executemany("INSERT INTO chunk_terms(rowid, original, english) VALUES (?, ?, ?)",
+        self._many("DELETE FROM chunk_terms WHERE id = ?", [(i,) for i in ids])
+        self._many("INSERT INTO chunk_terms(id, original, english) VALUES (?, ?, ?)",
                              [(i, original, english) for i, (original, english) in zip(ids, terms, strict=True)])
 
     def holding(self, ids: list[int], terms: list[str]) -> dict[int, set[str]]:
@@ -269,15 +246,15 @@ class Catalog:
         if not ids or not terms:
             return {}
         tests = ", ".join("instr(words, ?) > 0" for _ in terms)
-        rows = self._rows(f"SELECT id, {tests} FROM (SELECT rowid AS id, ' ' || original || ' ' || english || ' ' AS words "
-                          f"FROM chunk_terms WHERE rowid IN ({','.join('?' * len(ids))}))",
+        rows = self._rows(f"SELECT id, {tests} FROM (SELECT id, ' ' || original || ' ' || english || ' ' AS words "
+                          f"FROM chunk_terms WHERE id IN ({','.join('?' * len(ids))})) AS held",
                           (*[f" {t} " for t in terms], *ids))
         return {r[0]: {t for t, held in zip(terms, r[1:]) if held} for r in rows}
 
     def set_sentence_terms(self, recording_id: str, rows: list[tuple[float, float, str]]) -> None:
         """Each sentence's analysed terms (its words and its English rendering). Call inside ``transaction()``."""
-        self._db.execute("DELETE FROM sentence_terms WHERE recording_id = ?", (recording_id,))
-        self._db.executemany('INSERT INTO sentence_terms(recording_id, start, "end", terms) VALUES (?, ?, ?, ?)',
+        self._rows("DELETE FROM sentence_terms WHERE recording_id = ?", (recording_id,))
+        self._many('INSERT INTO sentence_terms(recording_id, start, "end", terms) VALUES (?, ?, ?, ?)',
                              [(recording_id, *row) for row in rows])
 
     def sentence_terms(self, recording_id: str, start: float, end: float) -> dict[tuple[float, float], set[str]]:
@@ -285,6 +262,11 @@ class Catalog:
         rows = self._rows('SELECT start, "end", terms FROM sentence_terms WHERE recording_id = ? AND start >= ? AND "end" <= ?',
                           (recording_id, start - 0.01, end + 0.01))
         return {(round(r[0], 2), round(r[1], 2)): set(r[2].split()) for r in rows}
+
+    def sentence_rows(self, recording_id: str) -> list[tuple[float, float, str]]:
+        """A recording's sentence terms as ``set_sentence_terms`` takes them (copying a library)."""
+        return [tuple(r) for r in self._rows('SELECT start, "end", terms FROM sentence_terms WHERE recording_id = ? ORDER BY start, "end"',
+                                             (recording_id,))]
 
     def without_sentence_terms(self) -> list[str]:
         """Recordings added before sentence terms were stored."""
@@ -296,14 +278,14 @@ class Catalog:
     def unanalysed(self) -> list[Chunk]:
         """Chunks without keyword terms (a library made before keyword search, or repaired)."""
         return [self._chunk(r) for r in self._rows(
-            "SELECT * FROM chunks WHERE id NOT IN (SELECT rowid FROM chunk_terms) ORDER BY id")]
+            "SELECT * FROM chunks WHERE id NOT IN (SELECT id FROM chunk_terms) ORDER BY id")]
 
     def keyword_docs(self, recording_id: str | None = None) -> list[tuple]:
         """(chunk id, recording id, language, original terms, English terms) of every chunk, or one recording's."""
         where, args = ("WHERE chunks.recording_id = ?", (recording_id,)) if recording_id else ("", ())
         return [tuple(r) for r in self._rows(
             "SELECT chunks.id, chunks.recording_id, chunks.language, chunk_terms.original, chunk_terms.english "
-            f"FROM chunks JOIN chunk_terms ON chunk_terms.rowid = chunks.id {where} ORDER BY chunks.id", args)]
+            f"FROM chunks JOIN chunk_terms ON chunk_terms.id = chunks.id {where} ORDER BY chunks.id", args)]
 
     def recording_ids(self, filters: SearchFilters) -> list[str] | None:
         """Recordings the recording-level filters admit (None when none is set)."""
@@ -312,24 +294,6 @@ class Catalog:
             return None
         where, args = filter_sql(recording_level)
         return [r[0] for r in self._rows(f"SELECT id FROM recordings WHERE {where}", args)]
-
-    # -- the vector store's manifest: which segment files hold live vectors ------------------
-    def segments(self) -> dict[str, int]:
-        return {r["name"]: r["rows"] for r in self._rows("SELECT * FROM vector_segments ORDER BY name")}
-
-    def set_segments(self, added: dict[str, int], removed: list[str]) -> None:
-        """Call inside ``transaction()``: the segment list changes with the rows it describes."""
-        self._db.executemany("DELETE FROM vector_segments WHERE name = ?", [(n,) for n in removed])
-        self._db.executemany("INSERT INTO vector_segments(name, rows) VALUES (?, ?)", list(added.items()))
-
-    def bury(self, chunk_ids: list[int]) -> None:
-        """Record deleted chunks whose vectors still sit in segment files (until compaction)."""
-        self._db.executemany("INSERT INTO tombstones(chunk_id) VALUES (?)", [(i,) for i in chunk_ids])
-
-    def tombstones(self, after: int = 0) -> tuple[list[int], int]:
-        """Chunk ids buried after sequence number ``after``, and the newest sequence number."""
-        rows = self._rows("SELECT seq, chunk_id FROM tombstones WHERE seq > ? ORDER BY seq", (after,))
-        return [r["chunk_id"] for r in rows], (rows[-1]["seq"] if rows else after)
 
     @staticmethod
     def _chunk(r: sqlite3.Row) -> Chunk:
@@ -369,3 +333,66 @@ class Catalog:
         row = self._rows("SELECT COUNT(*) AS n, COALESCE(SUM(duration), 0) AS seconds FROM recordings")[0]
         chunks = self._rows("SELECT COUNT(*) AS n FROM chunks")[0]["n"]
         return {"recordings": row["n"], "chunks": chunks, "seconds": row["seconds"]}
+
+
+class Catalog(SqlRecords):
+    """Thread-safe access to one catalog file (the API searches while a background job writes)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.RLock()
+        # Other processes write the same file in turn (one at a time, under the store's writer lock):
+        # wait for their commits rather than fail at once.
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = FULL")  # a commit is on disk when it returns
+        self._db.create_function("casefold", 1, lambda text: text.casefold() if text else text, deterministic=True)
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All catalog writes inside commit together or not at all."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def integrity(self) -> list[str]:
+        """What SQLite's own check finds wrong in the file (empty when it is sound)."""
+        return [r[0] for r in self._rows("PRAGMA quick_check") if r[0] != "ok"]
+
+    def _rows(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def _many(self, sql: str, rows: list[tuple]) -> None:
+        with self._lock:
+            self._db.executemany(sql, rows)
+
+    # -- the vector store's manifest: which segment files hold live vectors ------------------
+    def segments(self) -> dict[str, int]:
+        return {r["name"]: r["rows"] for r in self._rows("SELECT * FROM vector_segments ORDER BY name")}
+
+    def set_segments(self, added: dict[str, int], removed: list[str]) -> None:
+        """Call inside ``transaction()``: the segment list changes with the rows it describes."""
+        self._many("DELETE FROM vector_segments WHERE name = ?", [(n,) for n in removed])
+        self._many("INSERT INTO vector_segments(name, rows) VALUES (?, ?)", list(added.items()))
+
+    def bury(self, chunk_ids: list[int]) -> None:
+        """Record deleted chunks whose vectors still sit in segment files (until compaction)."""
+        self._many("INSERT INTO tombstones(chunk_id) VALUES (?)", [(i,) for i in chunk_ids])
+
+    def tombstones(self, after: int = 0) -> tuple[list[int], int]:
+        """Chunk ids buried after sequence number ``after``, and the newest sequence number."""
+        rows = self._rows("SELECT seq, chunk_id FROM tombstones WHERE seq > ? ORDER BY seq", (after,))
+        return [r["chunk_id"] for r in rows], (rows[-1]["seq"] if rows else after)

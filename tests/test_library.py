@@ -1,5 +1,7 @@
-"""Catalog + FAISS store + search logic, with a small hashing embedder (the real model is
-covered end to end elsewhere)."""
+"""The library over each store backend (embedded SQLite + FAISS, and PostgreSQL + pgvector) and
+the search logic, with a small hashing embedder (the real model is covered end to end elsewhere)."""
+from pathlib import Path
+
 import pytest
 
 from index.library import Library, LibraryError
@@ -20,8 +22,8 @@ def add(library: Library, rid: str, texts: list[tuple[float, float, str, str | N
 
 
 @pytest.fixture
-def library(tmp_path, hashing_embedder):
-    lib = Library(tmp_path / "lib", hashing_embedder)
+def library(location, hashing_embedder):
+    lib = Library(location("lib"), hashing_embedder)
     add(lib, "aaa", [(0, 20, "five G pilots in the riverside district", None),
                      (15, 35, "twelve base stations on rooftops", None)])
     add(lib, "bbb", [(0, 20, "умные светофоры в казани", "smart traffic lights in kazan"),
@@ -51,7 +53,7 @@ def test_overlapping_chunks_of_one_recording_merge_into_one_hit():
     assert [(m.recording_id, m.start, m.end, m.text, s) for m, s in merged] == [("r", 0, 35, "One. Two. Three.", 0.9), ("s", 0, 20, "Other.", 0.85)]
 
 
-def test_delete_removes_catalog_rows_and_vectors_and_ids_survive(library, tmp_path, hashing_embedder):
+def test_delete_removes_catalog_rows_and_vectors_and_ids_survive(library, location, hashing_embedder):
     store = library.store
     before = store.vectors.chunk_ids()
     gone = library.delete("aaa")
@@ -60,8 +62,8 @@ def test_delete_removes_catalog_rows_and_vectors_and_ids_survive(library, tmp_pa
     remaining = {c.id for c in store.records.chunks_of("bbb")}
     assert store.vectors.chunk_ids() == remaining < before
     assert len(store.vectors) == 4  # two chunks, each as spoken and in English
-    # reopening from disk sees the same state, and the surviving ids still resolve
-    reopened = Library(tmp_path / "lib", hashing_embedder)
+    # reopening sees the same state, and the surviving ids still resolve
+    reopened = Library(location("lib"), hashing_embedder)
     assert reopened.search("personal data")[0].recording_id == "bbb"
     add(reopened, "ccc", [(0, 10, "new talk about bridges", None)])
     assert reopened.search("bridges")[0].recording_id == "ccc"
@@ -78,15 +80,15 @@ def test_unknown_and_ambiguous_references_are_errors(library):
         library.resolve("aa")
 
 
-def test_empty_library_and_empty_query_are_errors(tmp_path, hashing_embedder, library):
+def test_empty_library_and_empty_query_are_errors(location, hashing_embedder, library):
     with pytest.raises(LibraryError, match="is empty"):
-        Library(tmp_path / "empty", hashing_embedder).search("anything")
+        Library(location("empty"), hashing_embedder).search("anything")
     with pytest.raises(LibraryError, match="empty query"):
         library.search("   ")
 
 
-def test_other_embedding_model_is_refused_until_reindex(library, tmp_path):
-    other = Library(tmp_path / "lib", HashingEmbedder("other-model"))
+def test_other_embedding_model_is_refused_until_reindex(library, location):
+    other = Library(location("lib"), HashingEmbedder("other-model"))
     with pytest.raises(LibraryError, match="built with embedding model 'hashing-test'"):
         other.search("traffic")
     with pytest.raises(LibraryError, match="reindex"):
@@ -94,22 +96,27 @@ def test_other_embedding_model_is_refused_until_reindex(library, tmp_path):
     assert other.reindex() == 4
     assert other.search("smart traffic lights")[0].recording_id == "bbb"
     with pytest.raises(LibraryError):
-        Library(tmp_path / "lib", HashingEmbedder("hashing-test")).search("traffic")
+        Library(location("lib"), HashingEmbedder("hashing-test")).search("traffic")
 
 
 def test_a_failed_write_leaves_the_library_as_it_was(library, monkeypatch):
+    """The last step of a write fails: the embedded store's commit of the new segment, or the
+    PostgreSQL store's vector rows (the records are already inserted in its transaction)."""
     counts = library.store.counts()
-    files = sorted(p.name for p in (library.folder / "vectors").iterdir())
+    embedded = isinstance(library.location, Path)
+    files = sorted(p.name for p in (library.location / "vectors").iterdir()) if embedded else []
 
-    def broken_commit(added, removed):
+    def broken(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(library.store.catalog, "set_segments", broken_commit)
+    monkeypatch.setattr(*(library.store.catalog, "set_segments") if embedded else (library.store.vectors, "write"), broken)
     with pytest.raises(OSError):
         add(library, "eee", [(0, 5, "doomed talk", None)])
     assert library.store.counts() == counts
     assert library.store.records.recording("eee") is None
-    assert sorted(p.name for p in (library.folder / "vectors").iterdir()) == files  # the new segment is gone too
+    assert all(hit.recording_id != "eee" for hit in library.search("doomed talk", mode="lexical"))
+    if embedded:
+        assert sorted(p.name for p in (library.location / "vectors").iterdir()) == files  # the new segment is gone too
 
 
 def test_a_clearly_weaker_overlapping_chunk_does_not_widen_the_hit():

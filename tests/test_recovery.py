@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from index.library import Library
-from index.store import EmbeddedStore, StoreError
+from index.store import EmbeddedStore, StoreError, open_store
 from index.vectors import MAX_VIEWS, VectorSettings
 from index.writelock import LibraryBusyError
 from tests.conftest import ROOT
@@ -30,7 +30,7 @@ def library(tmp_path, hashing_embedder):
 
 
 def reopened(library: Library) -> Library:
-    return Library(library.folder, library.embedder)
+    return Library(library.location, library.embedder)
 
 
 def found(library: Library, rid: str) -> bool:
@@ -58,13 +58,13 @@ def test_a_damaged_vector_file_is_reported_set_aside_and_its_chunks_re_embedded(
     checked = reopened(library)
     problems = [f.problem for f in checked.check()]
     assert any("unreadable" in p for p in problems) and any("1 chunks have no vectors" in p for p in problems)
-    assert str(library.folder) not in " ".join(problems)  # no server paths in what users see
+    assert str(library.location) not in " ".join(problems)  # no server paths in what users see
     assert ids_file.exists()  # checking changes nothing
 
     repaired = reopened(library)  # opening for use repairs: nothing is searched without its vectors
     assert all(found(repaired, rid) for rid in TOPICS)
     assert repaired.check() == []
-    assert ids_file.name in {p.name for p in (library.folder / "damaged").rglob("*")}
+    assert ids_file.name in {p.name for p in (library.location / "damaged").rglob("*")}
 
 
 def test_check_finds_nothing_in_a_sound_library_and_repair_changes_nothing(library):
@@ -104,7 +104,7 @@ def test_a_damaged_search_graph_is_set_aside_and_built_again(tmp_path):
 
 
 def test_a_lost_keyword_index_is_rebuilt_at_open(library):
-    for path in (library.folder / "keywords").iterdir():
+    for path in (library.location / "keywords").iterdir():
         path.unlink()
     again = reopened(library)
     assert [h.recording_id for h in again.search("electric buses", k=1, mode="lexical")] == ["buses"]
@@ -149,10 +149,10 @@ WRITER = """
 import sys
 import numpy as np
 sys.path.insert(0, {root!r})
-from index.store import EmbeddedStore
+from index.store import open_store
 from index.vectors import VectorSettings
 from tests.test_vectors import DIM, add_recording
-store = EmbeddedStore(__import__("pathlib").Path(sys.argv[1]), DIM, vector_settings=VectorSettings(ann_min=150, merge_fanout=2))
+store = open_store(sys.argv[1], DIM, vector_settings=VectorSettings(ann_min=150, merge_fanout=2))
 for i in range(int(sys.argv[3])):
     rid = f"{{sys.argv[2]}}{{i}}"
     add_recording(store, rid, np.load(sys.argv[4])[i])
@@ -160,20 +160,21 @@ for i in range(int(sys.argv[3])):
 """
 
 
-def test_two_processes_writing_at_once_lose_nothing(tmp_path):
+def test_two_processes_writing_at_once_lose_nothing(tmp_path, location):
     """Before the writer lock, a CLI import while the server ran lost its vectors at the server's
-    next write. Two processes each add (and merge, and train the graph) at the same time."""
+    next write. Two processes each add (and merge, and train the graph, or analyse the tables) at
+    the same time, on either store: PostgreSQL's writers take turns on an advisory lock."""
     rng = np.random.default_rng(10)
     batches = {prefix: np.stack([unit(rng, 10) for _ in range(12)]) for prefix in ("p", "q")}
     writers = []
     for prefix, vectors in batches.items():
         np.save(tmp_path / f"{prefix}.npy", vectors)
         writers.append(subprocess.Popen([sys.executable, "-c", textwrap.dedent(WRITER.format(root=str(ROOT))),
-                                         str(tmp_path / "lib"), prefix, "12", str(tmp_path / f"{prefix}.npy")],
+                                         str(location("lib")), prefix, "12", str(tmp_path / f"{prefix}.npy")],
                                         stderr=subprocess.PIPE, text=True))
     for writer in writers:
         assert writer.wait(timeout=300) == 0, writer.stderr.read()
-    store = EmbeddedStore(tmp_path / "lib", DIM, vector_settings=VectorSettings(ann_min=150, merge_fanout=2))
+    store = open_store(location("lib"), DIM, vector_settings=VectorSettings(ann_min=150, merge_fanout=2))
     assert store.check() == []
     assert len(store.records.recordings()) == 24 and len(store.vectors) == 240
     for prefix, vectors in batches.items():
