@@ -7,11 +7,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from index.embedder import DEFAULT_BACKEND, DEFAULT_EMBEDDER
-from ingest.whisper_model import DEFAULT_WHISPER
-
-
-def _default_models_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "talksearch" / "models"
+from ingest.whisper_model import DEFAULT_WHISPER, default_models_dir
 
 
 @dataclass
@@ -21,7 +17,7 @@ class Settings:
     # Records, keyword terms and vectors in PostgreSQL with pgvector (a postgresql:// URI) instead of
     # the library folder, so several servers and workers share them (see index/pgstore.py).
     store: str | None = None
-    models_dir: Path = field(default_factory=_default_models_dir)
+    models_dir: Path = field(default_factory=default_models_dir)
     whisper_model: str = DEFAULT_WHISPER
     embed_model: str = DEFAULT_EMBEDDER
     # onnx (float32, default), onnx-int8 (faster, slightly worse) or torch; see index/onnx_embedder.py.

@@ -7,12 +7,13 @@ models they cannot export."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ingest.errors import ModelError
+from ingest.whisper_model import default_models_dir
 
 from .e5convert import ensure_e5_small
 
@@ -28,7 +29,7 @@ DEFAULT_BACKEND = "onnx"
 @dataclass
 class EmbedderSettings:
     model: str = DEFAULT_EMBEDDER
-    cache_dir: Path = Path.home() / ".cache" / "talksearch" / "models"
+    cache_dir: Path = field(default_factory=default_models_dir)
     device: str = "cpu"
     batch_size: int = 32
     backend: str = DEFAULT_BACKEND

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Protocol
 
+from .quotes import quoted
+
 RECALL_CUTOFFS = (1, 5, 10)
 NDCG_CUTOFF = 10
 MIN_OVERLAP = 1.0  # seconds; labels are padded by 0.5 s each side, so grazing a neighbour stays below this
@@ -73,8 +75,8 @@ class Judgement:
 
 
 def is_quote(text: str) -> bool:
-    text = text.strip()
-    return len(text) > 2 and text[0] == '"' and text[-1] == '"'
+    """The search's own rule: straight, curly or «» quotes around the phrase."""
+    return quoted(text) is not None
 
 
 def _span(raw: dict, where: str) -> Span:

