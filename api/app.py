@@ -127,6 +127,7 @@ class Backend:
         for job in self.runner.shutdown():
             self.tidy(job)
         self.jobs.close()
+        self.service.close()
 
     def tidy(self, job: Job) -> None:
         """Remove files a finished job staged that no recording uses and no waiting job needs."""
