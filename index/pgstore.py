@@ -11,14 +11,19 @@ pgvector, so several ``talksearch serve`` processes and Ray workers share one li
   keeps each chunk's best: the embedded store's recipe, so scores (inner products, higher is
   better) and hence fusion are the same. A filter admitting at most ``exact_subset`` chunks is
   scored exactly over their views; a broader one walks the graph with pgvector's iterative scan,
-  so a selective filter still returns what exists.
+  so a selective filter still returns what exists. Measured on 10k synthetic chunks (40k 384-d
+  vectors, 2-core machine): vector search p50 12.2 ms against the embedded store's exact 6.5 ms,
+  the same top 10 for 99.4% of hits; a filter admitting 2% of the chunks 1.0 ms against 8.5 ms;
+  adding a 25-chunk recording 247 ms against 121 ms (the graph grows with every insert).
 - Keywords: the analysed terms the catalog keeps (``lexical.Analyzer``: kiwipiepy morphemes,
   Snowball stems) become a ``tsvector`` with the ``simple`` configuration (no further stemming
   or stop words) in a generated column with a GIN index. Ranking is ``ts_rank`` normalised by
   document length, not BM25: it weighs a term by its frequency in the chunk, with no inverse
   document frequency, so a common term counts as much as a rare one. Fusion uses the keyword
-  ranking's order and the share of query terms a chunk holds, which both keep; on the
-  evaluation set the figures stay within 0.02 of the embedded store's (see the README).
+  ranking's order and the share of query terms a chunk holds, which both keep. On the 54
+  labelled queries over the demo library (tests/test_search_quality_pg.py) hybrid and dense
+  figures are identical to the embedded store's (hybrid MRR@10 0.906) and lexical ones differ by
+  at most 0.02 (R@1 0.667 against BM25's 0.648, MRR@10 0.671 against 0.664).
 - Writes: each is one transaction that first takes a transaction-scoped advisory lock, so
   writers from any process take turns as the embedded store's writer lock makes them, and a
   crashed writer's lock goes with its connection. Readers never wait: they see the last commit.
