@@ -367,7 +367,7 @@ class SegmentedVectors:
         staging = self.folder / "coarse.faiss.tmp"
         faiss.write_index(self._coarse, str(staging))
         os.replace(staging, self.folder / "coarse.faiss")
-        note = {"segments": sorted(self._segments), "tombstone_seq": self._tombstone_seq}
+        note = {"segments": sorted(self._segments)}
         (self.folder / "coarse.json.tmp").write_text(json.dumps(note))
         os.replace(self.folder / "coarse.json.tmp", self.folder / "coarse.json")
         self._saved_cover = set(self._segments)
@@ -413,7 +413,10 @@ class SegmentedVectors:
         covered = [self._open(name, committed[name]) for name in note["segments"]]
         if any(segment is None for segment in covered):
             return  # it covers a damaged segment: built again from what is readable
-        self._coarse, self._tombstone_seq = index, note["tombstone_seq"]
+        # Every tombstone is still applied at open (the chunk map is built from the segments, which
+        # keep deleted chunks' rows until a merge): taking the saved graph's place in the tombstone
+        # list as done brought chunks deleted before the save back to life.
+        self._coarse = index
         self._saved_cover = set(note["segments"])
         for segment in covered:  # their vectors are in the index already: map them only
             self._load(segment, into_coarse=False)

@@ -136,6 +136,22 @@ def test_the_saved_graph_outlives_merges_of_the_segments_it_covers(tmp_path):
         assert doomed.isdisjoint(c for c, _, _ in again.vectors.search(query, 80))
 
 
+def test_chunks_deleted_before_the_graph_was_saved_stay_deleted_after_reopening(tmp_path):
+    rng = np.random.default_rng(12)
+    settings = VectorSettings(ann_min=30, merge_fanout=8)
+    store = EmbeddedStore(tmp_path / "lib", DIM, vector_settings=settings)
+    kept = unit(rng, 40)
+    add_recording(store, "r0", kept)
+    add_recording(store, "r1", unit(rng, 40))
+    doomed = {c.id for c in store.records.chunks_of("r1")}
+    store.delete("r1")  # its rows stay in its segment until a merge
+    store.vectors.train_if_due()  # the graph is built and saved after the delete
+    again = EmbeddedStore(tmp_path / "lib", DIM, vector_settings=settings)
+    assert again.vectors.approximate and again.check() == []
+    assert again.vectors.live_chunks == 20 and doomed.isdisjoint(again.vectors.chunk_ids())
+    assert doomed.isdisjoint(c for c, _, _ in again.vectors.search(kept[0], 40))
+
+
 def test_a_selective_filter_finds_hits_that_rank_far_below_the_pool(tmp_path, hashing_embedder):
     """One speaker's weakly matching talk among many strong ones: filtering after retrieval lost it."""
     library = Library(tmp_path / "lib", hashing_embedder, vectors=VectorSettings(ann_min=100, ef_search=8, exact_subset=0))
