@@ -32,6 +32,8 @@ python_env() {
         # Pinned on its own first: an unpinned torch would pull a multi-GB CUDA build.
         "$PY" -m pip install -q "torch==2.13.0"
         "$PY" -m pip install -q -e ".[test]"
+        # Without its declared deps (see pyproject.toml): they are listed there in installable form.
+        "$PY" -m pip install -q --no-deps "resemblyzer==0.1.4"
         echo "$want" > "$stamp"
     fi
 }

@@ -28,6 +28,8 @@ class Segment:
     language: str
     words: list[Word] = field(default_factory=list)
     translation: str | None = None
+    # Who is speaking (a diarization label such as SPEAKER_1); None when not diarized.
+    speaker: str | None = None
 
 
 @dataclass
@@ -75,3 +77,5 @@ class Chunk:
     translation: str | None
     seq: int = 0
     id: int | None = None
+    # The speaker with most talk time in the chunk (chunks are cut at long speaker turns).
+    speaker: str | None = None
