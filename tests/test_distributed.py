@@ -151,3 +151,25 @@ def test_without_ray_flag_ray_is_never_imported(clips, tmp_path):
                           capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "added " in done.stdout
+
+
+def test_server_uploads_are_transcribed_on_the_cluster(head, clips, real_settings, tmp_path):
+    """TALKSEARCH_RAY for the server: an upload's job runs on the cluster's workers and its
+    progress and result come back through the job as for a local one."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.api_fixtures import wait_for_job
+
+    address, process = head
+    settings = replace(real_settings, library=tmp_path / "lib", ray=address, ray_workers=1)
+    workers = lambda: {pid for pid in descendants(process.pid) if title(pid).startswith("ray::Worker")}  # noqa: E731
+    before = workers()
+    with TestClient(create_app(settings), base_url="http://localhost", client=("127.0.0.1", 50000)) as client:
+        accepted = client.post("/recordings", files={"file": ("open data.wav", clips[2].read_bytes(), "audio/wav")})
+        assert accepted.status_code == 202, accepted.text
+        job = wait_for_job(client.get, accepted.json()["id"])
+        assert job["state"] == "done" and job["progress"] == 1.0, job
+        assert workers() - before  # the server started its worker on the cluster: the job ran there
+        [hit] = client.get("/search", params={"q": "open data portal", "k": 1}).json()
+        assert hit["recording_id"] == job["recording_id"] and hit["title"] == "open data"
