@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from tqdm import tqdm
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("ingest", help="transcribe, translate and index media files or folders")
     p.add_argument("paths", nargs="+", type=Path)
     p.add_argument("--no-translate", action="store_true", help="skip the English rendering")
+    p.add_argument("--no-diarize", action="store_true", help="skip telling speakers apart")
+    p.add_argument("--speakers", type=int, metavar="N", help="the number of speakers (default: estimated)")
     _add_ray(p)
     _add_metadata(p)
 
@@ -79,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recording", action="append", help="only this recording (repeatable)")
     p.add_argument("--json", action="store_true", help="print hits as JSON")
     p.add_argument("--mode", choices=SEARCH_MODES, default="hybrid", help="ranking: lexical+semantic fusion (default), or one alone")
-    for name in ("event", "session", "speaker"):
+    for name in ("event", "session"):
         p.add_argument(f"--{name}", help=f"only recordings with this {name}")
+    p.add_argument("--speaker", help="only what this speaker says (a named voice, or a recording's speaker)")
     p.add_argument("--from", dest="date_from", metavar="DATE", help="only recordings dated on or after (YYYY-MM-DD)")
     p.add_argument("--to", dest="date_to", metavar="DATE", help="only recordings dated on or before (YYYY-MM-DD)")
 
@@ -102,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recording")
     p.add_argument("--format", choices=FORMATS, default="srt")
     p.add_argument("--output", type=Path, help="file to write (default: stdout)")
+    p = commands.add_parser("speakers", help="a recording's speakers, with talk time and a sample quote; --rename names one")
+    p.add_argument("recording")
+    p.add_argument("--rename", nargs=2, metavar=("SPEAKER", "NAME"), help='e.g. --rename SPEAKER_2 "Elena Ivanova" ("" unnames)')
+    p.add_argument("--json", action="store_true")
     p = commands.add_parser("delete", help="remove a recording from catalog and index")
     p.add_argument("recording")
     commands.add_parser("reindex", help="re-embed every chunk with --embed-model")
@@ -126,6 +134,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         library=args.library, store=args.store, whisper_model=args.whisper_model, embed_model=args.embed_model, models_dir=args.models_dir,
         translate=False if getattr(args, "no_translate", False) else None,
+        diarize=False if getattr(args, "no_diarize", False) else None, speakers=getattr(args, "speakers", None),
         host=getattr(args, "host", None), port=getattr(args, "port", None),
         ray=getattr(args, "ray", None), ray_workers=getattr(args, "ray_workers", None))
 
@@ -147,14 +156,14 @@ def print_hits(hits, as_json: bool, elapsed: float | None = None) -> None:
         print(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=1))
         return
     table = Table(show_lines=True)
-    for column in ("#", "score", "recording", "time", "lang", "said"):
+    for column in ("#", "score", "recording", "time", "lang", "speaker", "said"):
         table.add_column(column, overflow="fold")
     for rank, hit in enumerate(hits, 1):
         said = marked(hit.text, hit.highlights)
         if hit.translation:
             said.append("\n").append(marked(hit.translation, hit.translation_highlights, "dim"))
         table.add_row(str(rank), f"≈{hit.score:.2f}" if hit.approximate else f"{hit.score:.3f}", f"{hit.title}\n[dim]{hit.recording_id}[/dim]",
-                      f"{mmss(hit.start)}–{mmss(hit.end)}", hit.language, said)
+                      f"{mmss(hit.start)}–{mmss(hit.end)}", hit.language, hit.speaker or "", said)
     console.print(table)
     if elapsed is not None:
         console.print(f"[dim]{len(hits)} hits in {elapsed * 1000:.0f} ms[/dim]")
@@ -193,8 +202,11 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "show":
         recording, transcript = app.recording(args.recording)
         console.print(f"[bold]{recording.title}[/bold]  {recording.id}  {recording.language}  {mmss(recording.duration)}  {recording.source}")
+        names = {v.label: v.shown for v in app.speakers(recording.id)[1]}
         for segment in transcript.segments:
-            console.print(f"[cyan]{mmss(segment.start)}–{mmss(segment.end)}[/cyan] [{segment.language}] {segment.text}", highlight=False)
+            who = f"[magenta]{escape(names.get(segment.speaker, segment.speaker))}:[/magenta] " if segment.speaker else ""
+            console.print(f"[cyan]{mmss(segment.start)}–{mmss(segment.end)}[/cyan] [{segment.language}] {who}{segment.text}",
+                          highlight=False)
             if segment.translation:
                 console.print(f"             [dim]{segment.translation}[/dim]", highlight=False)
     elif args.command == "export":
@@ -209,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
                            session=meta.session, speaker=meta.speaker, date=meta.date)
         console.print(f"{changed.id}: {changed.title} | {changed.event or '-'} | {changed.session or '-'} | "
                       f"{changed.speaker or '-'} | {changed.date or '-'} | {changed.language}", highlight=False)
+    elif args.command == "speakers":
+        _speakers(app, args)
     elif args.command == "delete":
         gone = app.delete(args.recording)
         console.print(f"deleted {gone.id} ({gone.title})")
@@ -320,6 +334,25 @@ def _check(app: Talksearch, repair: bool) -> int:
     console.print(f"{app.library.where}: {stats['recordings']} recordings, {stats['chunks']} chunks; "
                   + ("no problems found" if not left else f"{len(left)} problems left"), highlight=False)
     return 1 if left else 0
+
+
+def _speakers(app: Talksearch, args: argparse.Namespace) -> None:
+    if args.rename:
+        app.rename_speaker(args.recording, *args.rename)
+    recording, voices = app.speakers(args.recording)
+    if args.json:
+        print(json.dumps([{**asdict(v), "shown": v.shown} for v in voices], ensure_ascii=False, indent=1))
+        return
+    if not voices:
+        console.print(f"{recording.id} ({recording.title}): no speakers found (ingested without diarization)", highlight=False)
+        return
+    table = Table(title=f"{recording.title} ({recording.id})")
+    for column in ("speaker", "name", "talk time", "sample quote"):
+        table.add_column(column, overflow="fold")
+    for v in voices:
+        name = v.name or (f"[dim]sounds like {v.suggested}?[/dim]" if v.suggested else "")
+        table.add_row(v.label, name, mmss(v.seconds), escape(v.quote))
+    console.print(table)
 
 
 def _list(app: Talksearch, as_json: bool) -> None:

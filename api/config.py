@@ -31,6 +31,9 @@ class Settings:
     # Media is decoded and transcribed this many minutes at a time, so memory stays bounded.
     window_minutes: float = 10.0
     device: str = "cpu"
+    # Tell speakers apart at ingest (ingest/diarize.py); ``speakers`` fixes their number (0: estimated).
+    diarize: bool = True
+    speakers: int = 0
     # Transcribe on a Ray cluster: "auto" (the one running here), "local" (start one) or a head's
     # address; None transcribes in this process (see api/distributed.py).
     ray: str | None = None

@@ -17,11 +17,13 @@ from index.embedder import Embedder, EmbedderSettings
 from index.indexing import embed_views
 from index.library import Hit, Library, LibraryError
 from index.ranking import FusionSettings, SearchFilters, iso_date
+from index.catalog import Speaker
 from index.store import Finding
 from index.vectors import View
 from ingest.align import attach
 from ingest.chunking import chunk_transcript
-from ingest.errors import MediaError, TalksearchError
+from ingest.diarize import RECOGNISED, Diarization, ResemblyzerDiarizer, assign
+from ingest.errors import MediaError, SpeakerError, TalksearchError
 from ingest.media import SAMPLE_RATE, AudioSource, content_hash, is_media_file, load_audio
 from ingest.records import Chunk, Recording, Transcript
 from ingest.subtitles import read_transcript, write_transcript
@@ -81,6 +83,7 @@ class Talksearch:
         self.embedder = Embedder(EmbedderSettings(model=settings.embed_model, cache_dir=settings.models_dir,
                                                   device=settings.device, backend=settings.embed_backend))
         self.library = Library(settings.store or settings.library, self.embedder, fusion=FusionSettings(lexical_weight=settings.lexical_weight))
+        self.diarizer = ResemblyzerDiarizer(device=settings.device)
         self._cluster: Cluster | None = None
         self._joining = threading.Lock()  # the API's job thread joins the cluster; requests may close it
 
@@ -88,6 +91,8 @@ class Talksearch:
         """Load the models this process runs: not whisper when Ray workers transcribe."""
         if not self.settings.ray:
             self.transcriber.warm_up()
+            if self.settings.diarize:
+                self.diarizer.warm_up()
         self.embedder.warm_up()
 
     @property
@@ -127,7 +132,33 @@ class Talksearch:
                 return Outcome(existing, added=False)
             audio = self.source(path)
             transcript = self.transcriber(audio, language=meta.language, translate=self.settings.translate, progress=progress)
-            return self.add_transcribed(digest, path, names.get(path), meta, self.prepare(transcript, recording_id(digest)))
+            diarization = self.diarize(audio, transcript)
+            outcome = self.add_transcribed(digest, path, names.get(path), meta, self.prepare(transcript, recording_id(digest)))
+            if outcome.added and diarization is not None:
+                self.remember_voices(outcome.recording.id, diarization)
+            return outcome
+
+    def diarize(self, audio: AudioSource, transcript: Transcript) -> Diarization | None:
+        """Who speaks when (unless ``settings.diarize`` is off): each segment gets its speaker and
+        segments are split where the speaker changes."""
+        if not self.settings.diarize:
+            return None
+        diarization = self.diarizer(audio, speakers=self.settings.speakers or None)
+        assign(transcript, diarization)
+        return diarization
+
+    def remember_voices(self, recording: str, diarization: Diarization) -> None:
+        """Keep the recording's voices, each with the name of the closest named voice in the
+        library when that one is close enough (``RECOGNISED``) to be suggested."""
+        registry = self.library.store.records.registry()
+        suggested = {}
+        if registry:
+            names, known = list(registry), np.stack(list(registry.values()))
+            for label, voice in diarization.voices.items():
+                scores = known @ voice
+                if scores.max() >= RECOGNISED:
+                    suggested[label] = names[int(scores.argmax())]
+        self.library.store.records.set_speakers(recording, diarization.voices, suggested)
 
     # The steps of ``ingest``, which a Ray driver runs around its workers (api/distributed.py).
     def known(self, path: Path) -> tuple[str, Recording | None]:
@@ -216,8 +247,30 @@ class Talksearch:
         return recording, self.library.store.records.transcript(recording.id)
 
     def export(self, ref: str, fmt: str) -> str:
+        """The transcript as SRT, VTT or JSON, each voice under its given name (or label)."""
         recording, transcript = self.recording(ref)
+        names = self.library.store.records.speaker_names({recording.id})
+        for segment in transcript.segments:
+            if segment.speaker is not None:
+                segment.speaker = names.get((recording.id, segment.speaker), segment.speaker)
         return write_transcript(transcript, fmt, {"recording_id": recording.id, "title": recording.title})
+
+    def speakers(self, ref: str) -> tuple[Recording, list[Speaker]]:
+        """A recording's voices with their talk time and a sample quote."""
+        recording = self.library.resolve(ref)
+        return recording, self.library.store.records.speakers(recording.id)
+
+    def rename_speaker(self, ref: str, label: str, name: str | None) -> list[Speaker]:
+        """Name one of a recording's voices (``label`` may also be its current name); None or an
+        empty name takes the name away."""
+        recording, voices = self.speakers(ref)
+        match = [v for v in voices if label in (v.label, v.name)]
+        if not match:
+            known = ", ".join(v.label for v in voices) or "none: it was not diarized"
+            raise SpeakerError(f"recording {recording.id} has no speaker {label!r} (speakers: {known})")
+        name = " ".join((name or "").split()) or None
+        self.library.store.records.rename_speaker(recording.id, match[0].label, name)
+        return self.library.store.records.speakers(recording.id)
 
     @property
     def media_dir(self) -> Path:

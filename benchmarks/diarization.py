@@ -19,6 +19,10 @@ DER is frame-based (10 ms) with a 0.25 s collar around every reference turn boun
 best one-to-one mapping of found to true speakers (missed speech + false alarm + confusion,
 over scored reference speech).
 
+Voice recognition across recordings (a named voice proposed for a new cluster): the cosine of
+every pair of found voices from two different recordings of a set, matched when both are the
+same true speaker; ``RECOGNISED`` was chosen on ``dev`` (fewest mistakes) and is reported on both.
+
 ``--speed N`` also transcribes the first N held-out recordings with the real Transcriber and
 reports diarization time as a share of transcription time.
 
@@ -40,7 +44,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ingest.diarize import DiarizationSettings, ResemblyzerDiarizer, Turn, speech_spans
+from ingest.diarize import RECOGNISED, Diarization, DiarizationSettings, ResemblyzerDiarizer, Turn, speech_spans
 from ingest.media import SAMPLE_RATE, load_audio
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
@@ -210,12 +214,46 @@ def der(truth: list[Turn], found: list[Turn], collar: float = COLLAR) -> float:
     return (missed + false_alarm + confusion) / max(speech, 1)
 
 
+def matched_voices(truth: list[Turn], found: Diarization) -> list[tuple[str, np.ndarray]]:
+    """(true speaker, voice) for each found speaker, named after the true one it overlaps most."""
+    result = []
+    for label, voice in found.voices.items():
+        overlap: dict[str, float] = {}
+        for mine in (t for t in found.turns if t.speaker == label):
+            for true in truth:
+                overlap[true.speaker] = overlap.get(true.speaker, 0.0) + max(0.0, min(mine.end, true.end) - max(mine.start, true.start))
+        result.append((max(overlap, key=overlap.__getitem__), voice))
+    return result
+
+
+def recognition(voices: list[list[tuple[str, np.ndarray]]], threshold: float | None = None) -> dict:
+    """Voice matching across recordings: cosine of every pair of voices from two different
+    recordings; a pair is a true match when both are the same real speaker. With no
+    ``threshold``, the one that makes fewest mistakes on these pairs is chosen."""
+    scores, same = [], []
+    for i, first in enumerate(voices):
+        for second in voices[i + 1:]:
+            for name_a, a in first:
+                for name_b, b in second:
+                    scores.append(float(a @ b))
+                    same.append(name_a == name_b)
+    scores_a, same_a = np.array(scores), np.array(same)
+    if threshold is None:
+        candidates = np.round(np.arange(0.5, 1.0, 0.01), 2)
+        threshold = float(min(candidates, key=lambda t: int(np.sum((scores_a >= t) != same_a))))
+    accepted = scores_a >= threshold
+    return {"threshold": threshold, "pairs": len(scores), "same_pairs": int(same_a.sum()),
+            "true_accept": float(accepted[same_a].mean()) if same_a.any() else 0.0,
+            "false_accept": float(accepted[~same_a].mean()) if (~same_a).any() else 0.0}
+
+
 def evaluate(diarizer: ResemblyzerDiarizer, set_cases: list[Case], given: bool = False) -> dict:
-    """DER per number of speakers and how often the count was right."""
-    rows = []
+    """DER per number of speakers, how often the count was right, and each case's voices."""
+    rows, voices_found = [], []
     for case in set_cases:
         started = time.perf_counter()
         result = diarizer(case.audio, speakers=case.speakers if given else None)
+        voices_found.append(matched_voices(case.truth, result))
         rows.append({"name": case.name, "speakers": case.speakers, "found": len(result.speakers),
                      "der": der(case.truth, result.turns), "seconds": time.perf_counter() - started,
                      "audio_seconds": case.audio.size / SAMPLE_RATE})
@@ -225,7 +263,7 @@ def evaluate(diarizer: ResemblyzerDiarizer, set_cases: list[Case], given: bool =
         # a group's DER is the mean of its recordings' DERs
         summary[n] = {"recordings": len(picked), "der": float(np.mean([r["der"] for r in picked])),
                       "count_right": sum(r["found"] == n for r in picked) / len(picked)}
-    return {"summary": summary, "rows": rows}
+    return {"summary": summary, "rows": rows, "voices": voices_found}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -245,16 +283,23 @@ def main(argv: list[str] | None = None) -> int:
     cache = Path(tempfile.gettempdir()) / "talksearch-diarization-voices"
     cache.mkdir(exist_ok=True)
     pool = voices(cache)
-    report: dict = {"threshold": settings.threshold, "collar": COLLAR, "sets": {}}
+    report: dict = {"threshold": settings.threshold, "collar": COLLAR, "recognised": RECOGNISED, "sets": {}}
     seeds = {"dev": 1, "held-out": 2}
     for name in args.sets:
         set_cases = cases(pool, seeds[name], args.per_kind)
         estimated = evaluate(diarizer, set_cases)
         given = evaluate(diarizer, set_cases, given=True)
-        report["sets"][name] = {"estimated": estimated, "given": given["summary"]}
+        voices_found = estimated.pop("voices")
+        report["sets"][name] = {"estimated": estimated, "given": given["summary"],
+                                "recognition": recognition(voices_found, RECOGNISED),
+                                "best_recognition_threshold": recognition(voices_found)["threshold"]}
         for n, row in estimated["summary"].items():
             print(f"{name:9} {n} speakers: {row['recordings']:2} recordings  DER {row['der']:.1%} "
                   f"(speakers given: {given['summary'][n]['der']:.1%})  count right {row['count_right']:.0%}")
+        known = report["sets"][name]["recognition"]
+        print(f"{name:9} voice recognition at {RECOGNISED}: same speaker {known['true_accept']:.0%} of "
+              f"{known['same_pairs']} pairs, other speaker {known['false_accept']:.1%} of "
+              f"{known['pairs'] - known['same_pairs']} (fewest mistakes at {report['sets'][name]['best_recognition_threshold']})")
     if args.speed:
         report["speed"] = speed(diarizer, cases(pool, seeds["held-out"], args.per_kind)[:args.speed])
         print(f"diarization time / transcription time: {report['speed']['ratio']:.1%}")

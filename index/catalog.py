@@ -13,7 +13,7 @@ import contextlib
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS recordings (
 CREATE TABLE IF NOT EXISTS segments (
     id INTEGER PRIMARY KEY, recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
     seq INTEGER NOT NULL, start REAL NOT NULL, "end" REAL NOT NULL, language TEXT NOT NULL,
-    text TEXT NOT NULL, translation TEXT);
+    text TEXT NOT NULL, translation TEXT, speaker TEXT);
 CREATE INDEX IF NOT EXISTS segments_by_recording ON segments(recording_id, start);
 CREATE TABLE IF NOT EXISTS words (
     segment_id INTEGER NOT NULL REFERENCES segments(id) ON DELETE CASCADE, seq INTEGER NOT NULL,
@@ -45,8 +45,11 @@ CREATE INDEX IF NOT EXISTS translations_by_recording ON translations(recording_i
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT, recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
     seq INTEGER NOT NULL, start REAL NOT NULL, "end" REAL NOT NULL, language TEXT NOT NULL,
-    text TEXT NOT NULL, translation TEXT);
+    text TEXT NOT NULL, translation TEXT, speaker TEXT);
 CREATE INDEX IF NOT EXISTS chunks_by_recording ON chunks(recording_id);
+CREATE TABLE IF NOT EXISTS speakers (
+    recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE, label TEXT NOT NULL,
+    name TEXT, suggested TEXT, voice BLOB, PRIMARY KEY (recording_id, label));
 CREATE TABLE IF NOT EXISTS windows (
     chunk_id INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE, view INTEGER NOT NULL,
     start REAL NOT NULL, "end" REAL NOT NULL, PRIMARY KEY (chunk_id, view));
@@ -60,11 +63,37 @@ CREATE TABLE IF NOT EXISTS tombstones (seq INTEGER PRIMARY KEY AUTOINCREMENT, ch
 CREATE INDEX IF NOT EXISTS chunks_by_language ON chunks(language);
 """
 _RECORDING_COLUMNS = [f.name for f in fields(Recording)]
+# Columns added after libraries were made: (table, column, declaration), added at open when missing.
+UPGRADES = [("segments", "speaker", "TEXT"), ("chunks", "speaker", "TEXT")]
+
+
+@dataclass
+class Speaker:
+    """One voice of a recording: its diarization label, the name a user gave it (or the one the
+    voice registry suggests), its talk time and its longest quote."""
+
+    label: str
+    name: str | None
+    suggested: str | None
+    seconds: float
+    quote: str
+
+    @property
+    def shown(self) -> str:
+        return self.name or self.label
+
+
+# The name a chunk's speaker goes by: the one given to its diarization label, else the
+# recording's own speaker metadata.
+_CHUNK_SPEAKER = ("COALESCE((SELECT name FROM speakers WHERE speakers.recording_id = chunks.recording_id "
+                  "AND speakers.label = chunks.speaker), recordings.speaker)")
 
 
 def filter_sql(filters: SearchFilters) -> tuple[str, tuple]:
-    """A WHERE clause over ``recordings`` (joined with ``chunks`` when a language is asked) for
-    these filters; metadata compared case-insensitively, dates as ISO text."""
+    """A WHERE clause over ``recordings`` (joined with ``chunks`` when a language or speaker is
+    asked) for these filters; metadata compared case-insensitively, dates as ISO text. The
+    speaker is matched per chunk: the name of the voice speaking there, or the recording's
+    speaker where its voices are unnamed."""
     clauses, args = ["1 = 1"], []
     if filters.language is not None:
         clauses.append("chunks.language = ?")
@@ -72,11 +101,14 @@ def filter_sql(filters: SearchFilters) -> tuple[str, tuple]:
     if filters.recordings is not None:
         clauses.append(f"recordings.id IN ({','.join('?' * len(filters.recordings))})")
         args += filters.recordings
-    for name in ("event", "session", "speaker"):
+    for name in ("event", "session"):
         wanted = getattr(filters, name)
         if wanted is not None:
             clauses.append(f"casefold(recordings.{name}) = ?")
             args.append(wanted.casefold())
+    if filters.speaker is not None:
+        clauses.append(f"casefold({_CHUNK_SPEAKER}) = ?")
+        args.append(filters.speaker.casefold())
     if filters.date_from is not None:
         clauses.append("recordings.date >= ?")
         args.append(filters.date_from)
@@ -143,8 +175,10 @@ class SqlRecords(ABC):
                    tuple(values[c] for c in _RECORDING_COLUMNS))
         for seq, segment in enumerate(transcript.segments):
             [(segment_id,)] = self._rows(
-                'INSERT INTO segments(recording_id, seq, start, "end", language, text, translation) VALUES (?,?,?,?,?,?,?) RETURNING id',
-                (recording.id, seq, segment.start, segment.end, segment.language, segment.text, segment.translation))
+                'INSERT INTO segments(recording_id, seq, start, "end", language, text, translation, speaker) '
+                'VALUES (?,?,?,?,?,?,?,?) RETURNING id',
+                (recording.id, seq, segment.start, segment.end, segment.language, segment.text, segment.translation,
+                 segment.speaker))
             self._many('INSERT INTO words(segment_id, seq, start, "end", text, probability) VALUES (?,?,?,?,?,?)',
                        [(segment_id, i, w.start, w.end, w.text, w.probability) for i, w in enumerate(segment.words)])
         self._many('INSERT INTO translations(recording_id, start, "end", text) VALUES (?,?,?,?)',
@@ -152,8 +186,10 @@ class SqlRecords(ABC):
         ids = []
         for chunk in chunks:
             [(chunk.id,)] = self._rows(
-                'INSERT INTO chunks(recording_id, seq, start, "end", language, text, translation) VALUES (?,?,?,?,?,?,?) RETURNING id',
-                (recording.id, chunk.seq, chunk.start, chunk.end, chunk.language, chunk.text, chunk.translation))
+                'INSERT INTO chunks(recording_id, seq, start, "end", language, text, translation, speaker) '
+                'VALUES (?,?,?,?,?,?,?,?) RETURNING id',
+                (recording.id, chunk.seq, chunk.start, chunk.end, chunk.language, chunk.text, chunk.translation,
+                 chunk.speaker))
             ids.append(chunk.id)
         return ids
 
@@ -289,7 +325,7 @@ class SqlRecords(ABC):
 
     def recording_ids(self, filters: SearchFilters) -> list[str] | None:
         """Recordings the recording-level filters admit (None when none is set)."""
-        recording_level = replace(filters, language=None)
+        recording_level = replace(filters, language=None, speaker=None)
         if recording_level.empty:
             return None
         where, args = filter_sql(recording_level)
@@ -297,7 +333,8 @@ class SqlRecords(ABC):
 
     @staticmethod
     def _chunk(r: sqlite3.Row) -> Chunk:
-        return Chunk(r["recording_id"], r["start"], r["end"], r["language"], r["text"], r["translation"], r["seq"], r["id"])
+        return Chunk(r["recording_id"], r["start"], r["end"], r["language"], r["text"], r["translation"], r["seq"], r["id"],
+                     r["speaker"])
 
     def passage(self, recording_id: str, start: float, end: float) -> Transcript:
         """The segments (with words) and English pieces of one recording that overlap [start, end]."""
@@ -323,11 +360,54 @@ class SqlRecords(ABC):
 
         passages = []
         for recording_id, start, end in spans:
-            segments = [Segment(r["start"], r["end"], r["text"], r["language"], words[r["id"]], r["translation"])
+            segments = [Segment(r["start"], r["end"], r["text"], r["language"], words[r["id"]], r["translation"], r["speaker"])
                         for r in overlapping(rows, recording_id, start, end)]
             translation = [Segment(r["start"], r["end"], r["text"], "en") for r in overlapping(english, recording_id, start, end)]
             passages.append(Transcript(segments[0].language if segments else "", end - start, segments, translation))
         return passages
+
+    # -- speakers -----------------------------------------------------------------------------
+    def set_speakers(self, recording_id: str, voices: dict[str, np.ndarray], suggested: dict[str, str]) -> None:
+        """Store a recording's voices (label → mean embedding) and the names the registry suggests."""
+        with self.transaction():
+            self._many("INSERT INTO speakers(recording_id, label, suggested, voice) VALUES (?, ?, ?, ?)",
+                       [(recording_id, label, suggested.get(label), np.asarray(v, dtype=np.float32).tobytes())
+                        for label, v in voices.items()])
+
+    def speakers(self, recording_id: str) -> list[Speaker]:
+        """A recording's speakers, most talk time first."""
+        known = {r["label"]: r for r in self._rows("SELECT * FROM speakers WHERE recording_id = ?", (recording_id,))}
+        rows = self._rows('SELECT speaker, "end" - start AS seconds, text FROM segments '
+                          "WHERE recording_id = ? AND speaker IS NOT NULL ORDER BY seq", (recording_id,))
+        talk: dict[str, float] = {}
+        quote: dict[str, tuple[float, str]] = {}
+        for r in rows:
+            talk[r["speaker"]] = talk.get(r["speaker"], 0.0) + r["seconds"]
+            quote[r["speaker"]] = max(quote.get(r["speaker"], (0.0, "")), (r["seconds"], r["text"]))
+        return sorted((Speaker(label, known[label]["name"] if label in known else None,
+                               known[label]["suggested"] if label in known else None, round(seconds, 1), quote[label][1])
+                       for label, seconds in talk.items()), key=lambda s: -s.seconds)
+
+    def speaker_names(self, recording_ids: set[str]) -> dict[tuple[str, str], str]:
+        """(recording id, label) → given name, for the named voices of these recordings."""
+        if not recording_ids:
+            return {}
+        rows = self._rows(f"SELECT recording_id, label, name FROM speakers WHERE name IS NOT NULL AND recording_id IN "
+                          f"({','.join('?' * len(recording_ids))})", tuple(sorted(recording_ids)))
+        return {(r["recording_id"], r["label"]): r["name"] for r in rows}
+
+    def rename_speaker(self, recording_id: str, label: str, name: str | None) -> None:
+        """Name (or, with None, unname) one voice of a recording."""
+        with self.transaction():
+            self._rows("INSERT INTO speakers(recording_id, label, name) VALUES (?, ?, ?) "
+                       "ON CONFLICT (recording_id, label) DO UPDATE SET name = excluded.name", (recording_id, label, name))
+
+    def registry(self) -> dict[str, np.ndarray]:
+        """Every named voice in the library: name → L2-normalised mean of its recordings' voices."""
+        sums: dict[str, np.ndarray] = {}
+        for r in self._rows("SELECT name, voice FROM speakers WHERE name IS NOT NULL AND voice IS NOT NULL"):
+            sums[r["name"]] = sums.get(r["name"], 0) + np.frombuffer(bytes(r["voice"]), dtype=np.float32)
+        return {name: v / np.linalg.norm(v) for name, v in sums.items()}
 
     def counts(self) -> dict[str, float]:
         row = self._rows("SELECT COUNT(*) AS n, COALESCE(SUM(duration), 0) AS seconds FROM recordings")[0]
@@ -350,6 +430,9 @@ class Catalog(SqlRecords):
         self._db.execute("PRAGMA synchronous = FULL")  # a commit is on disk when it returns
         self._db.create_function("casefold", 1, lambda text: text.casefold() if text else text, deterministic=True)
         self._db.executescript(_SCHEMA)
+        for table, column, declaration in UPGRADES:
+            if column not in {r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")}:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
         with self._lock:

@@ -41,6 +41,8 @@ class Hit:
     translation_highlights: list[list[int]] = field(default_factory=list)
     # A quote found only as a near spelling (recognition erred, or the quote is misremembered).
     approximate: bool = False
+    # Who says it: the name given to the voice, its diarization label, or the recording's speaker.
+    speaker: str | None = None
 
 
 Span = tuple[float, float]
@@ -68,6 +70,8 @@ class ClipShaper:
 
     def __init__(self, store: Store):
         self.store = store
+        self._names: dict[tuple[str, str], str] = {}  # (recording id, label) → given name
+        self._named: set[str] = set()  # recordings whose names are in _names
 
     @property
     def analyzer(self) -> Analyzer:
@@ -84,6 +88,7 @@ class ClipShaper:
         """Hits focused on the sentence(s) that answer the query (see ``focus``). Sentences are
         looked at only in chunks whose stored terms share one with the query."""
         recordings = self.store.records.recordings_by_id({chunk.recording_id for chunk, _, _ in ranked})
+        self.names(set(recordings))
         terms = set(self.analyzer.keys(query))
         held = self.store.keywords.holding([chunk.id for chunk, _, _ in ranked if chunk.id is not None], sorted(terms))
         passages = self.store.records.passages([(chunk.recording_id, chunk.start, chunk.end) for chunk, _, _ in ranked])
@@ -145,7 +150,27 @@ class ClipShaper:
             text = "".join(w.text for w in words).strip() or text
         translation = None if chunk.language == "en" else (render(passage.translation, start, end) or chunk.translation)
         return Hit(chunk.recording_id, recording.title, recording.source, round(start, 2), round(end, 2), chunk.language,
-                   text, translation, round(score, 4), approximate=approximate)
+                   text, translation, round(score, 4), approximate=approximate,
+                   speaker=self.speaker(recording, inside, chunk.speaker))
+
+    def speaker(self, recording: Recording, units: list[Sentence], label: str | None) -> str | None:
+        """The voice talking longest in ``units`` (``label``, the chunk's, when they have none), by name."""
+        talk: dict[str, float] = {}
+        for unit in units:
+            if unit.speaker is not None:
+                talk[unit.speaker] = talk.get(unit.speaker, 0.0) + unit.end - unit.start
+        label = max(talk, key=talk.__getitem__) if talk else label
+        if label is None:
+            return recording.speaker
+        self.names({recording.id})
+        return self._names.get((recording.id, label), label)
+
+    def names(self, recording_ids: set[str]) -> None:
+        """Read the given names of these recordings' voices (once a shaper, in one query)."""
+        missing = recording_ids - self._named
+        if missing:
+            self._names.update(self.store.records.speaker_names(missing))
+            self._named |= missing
 
     def highlight(self, hits: list[Hit], terms: set[str]) -> list[Hit]:
         """Character ranges of the query's terms in each hit's words and English, analysed in one batch."""

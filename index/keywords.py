@@ -8,8 +8,8 @@ matching row; tantivy skips blocks that cannot reach the top).
 The terms themselves live in the catalog (``chunk_terms``), committed with the chunk, so the
 index is derived data: written after the catalog commits, and rebuilt from the catalog at open
 when the two disagree (a crash between the commits). Filters are pushed into the query
-(language, and the recordings that metadata filters admit, resolved in SQL), so a selective
-filter ranks only the admitted chunks and never loses hits.
+(language, the recordings that metadata filters admit and the chunks a speaker filter admits,
+resolved in SQL), so a selective filter ranks only the admitted chunks and never loses hits.
 """
 from __future__ import annotations
 
@@ -112,6 +112,11 @@ class TantivyKeywords:
             [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, field, term)) for term in wanted for field in _FIELDS]))]
         if filters.language is not None:
             clauses.append((tantivy.Occur.Must, tantivy.Query.term_query(self.schema, "language", filters.language)))
+        if filters.speaker is not None:  # matched per chunk (see catalog.filter_sql)
+            admitted = self.catalog.chunk_ids(filters)
+            if not admitted.size:
+                return []
+            clauses.append((tantivy.Occur.Must, tantivy.Query.term_set_query(self.schema, "id", admitted.tolist())))
         recordings = self.catalog.recording_ids(filters)
         if recordings is not None:
             if not recordings:

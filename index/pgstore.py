@@ -55,6 +55,13 @@ from .store import Finding, Store, StoreError, chunk_terms, open_store, sentence
 from .store import stored_dimension as folder_dimension
 from .vectors import SENTENCE_VIEWS, VectorSettings, View
 
+_SPEAKERS_UPGRADE = """
+ALTER TABLE segments ADD COLUMN IF NOT EXISTS speaker TEXT;
+ALTER TABLE chunks ADD COLUMN IF NOT EXISTS speaker TEXT;
+CREATE TABLE IF NOT EXISTS speakers (
+    recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE, label TEXT NOT NULL,
+    name TEXT, suggested TEXT, voice BYTEA, PRIMARY KEY (recording_id, label));
+"""
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE recordings (
@@ -65,7 +72,7 @@ CREATE TABLE segments (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE, seq INTEGER NOT NULL,
     start DOUBLE PRECISION NOT NULL, "end" DOUBLE PRECISION NOT NULL, language TEXT NOT NULL, text TEXT NOT NULL,
-    translation TEXT);
+    translation TEXT, speaker TEXT);
 CREATE INDEX segments_by_recording ON segments(recording_id, start);
 CREATE TABLE words (
     segment_id BIGINT NOT NULL REFERENCES segments(id) ON DELETE CASCADE, seq INTEGER NOT NULL,
@@ -80,8 +87,11 @@ CREATE TABLE chunks (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE, seq INTEGER NOT NULL,
     start DOUBLE PRECISION NOT NULL, "end" DOUBLE PRECISION NOT NULL, language TEXT NOT NULL, text TEXT NOT NULL,
-    translation TEXT);
+    translation TEXT, speaker TEXT);
 CREATE INDEX chunks_by_recording ON chunks(recording_id);
+CREATE TABLE speakers (
+    recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE, label TEXT NOT NULL,
+    name TEXT, suggested TEXT, voice BYTEA, PRIMARY KEY (recording_id, label));
 CREATE INDEX chunks_by_language ON chunks(language);
 CREATE TABLE windows (
     chunk_id BIGINT NOT NULL REFERENCES chunks(id) ON DELETE CASCADE, view INTEGER NOT NULL,
@@ -382,6 +392,13 @@ class PgStore:
                         if conn.execute(exists).fetchone()[0] is None:
                             self._extension(conn)
                             conn.execute(_SCHEMA.format(dimension=int(dimension), m=int(settings.hnsw_m)))
+                finally:
+                    conn.execute(f"SELECT pg_advisory_unlock({_LOCK_KEY})")
+            if conn.execute("SELECT to_regclass('speakers')").fetchone()[0] is None:  # made before speakers
+                conn.execute(f"SELECT pg_advisory_lock({_LOCK_KEY})")
+                try:
+                    with conn.transaction():
+                        conn.execute(_SPEAKERS_UPGRADE)
                 finally:
                     conn.execute(f"SELECT pg_advisory_unlock({_LOCK_KEY})")
             self.connections.know_vectors(conn)

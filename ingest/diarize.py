@@ -25,6 +25,8 @@ from .records import Segment, Transcript, Word
 
 # Speaker labels before anyone names them: SPEAKER_1, SPEAKER_2, ...
 LABEL = "SPEAKER_{}"
+# Cosine similarity at which a new voice is suggested to be a named voice of the library.
+RECOGNISED = 0.80
 
 
 @dataclass

@@ -19,3 +19,7 @@ class TranscriptFormatError(TalksearchError):
 
 class ModelError(TalksearchError):
     """A model could not be found, assembled or loaded."""
+
+
+class SpeakerError(TalksearchError):
+    """A speaker asked for by label or name is not one of the recording's."""

@@ -202,20 +202,34 @@ def _segment(checks: _Checks, where: str, raw: dict) -> Segment:
              for n, w in enumerate(checks.entries(f'{where}: "words"', raw.get("words") or []), 1)]
     checks.in_order([(w.start, w.end) for w in words], f"{where}, word {{}}")
     rendering = None if raw.get("translation") is None else checks.text(where, raw, "translation")
-    return Segment(start, end, checks.text(where, raw), checks.language(where, raw.get("language")) or "", words, rendering)
+    speaker = None if raw.get("speaker") is None else checks.text(where, raw, "speaker")
+    return Segment(start, end, checks.text(where, raw), checks.language(where, raw.get("language")) or "", words, rendering,
+                   speaker)
 
 
 def write_transcript(transcript: Transcript, fmt: str, meta: dict | None = None) -> str:
-    """Serialise for export: SRT/VTT hold the original text, JSON holds everything."""
+    """Serialise for export: SRT/VTT hold the original text, JSON holds everything. Speakers:
+    each JSON segment's ``speaker``, a VTT voice tag (``<v Name>``) on every cue, and in SRT
+    ``Name:`` before the first cue of each turn."""
     if fmt == "json":
         body = {**(meta or {}), "language": transcript.language, "duration": transcript.duration,
                 "segments": [asdict(s) for s in transcript.segments],
                 "translation": [{"start": s.start, "end": s.end, "text": s.text} for s in transcript.translation]}
         return json.dumps(body, ensure_ascii=False, indent=1)
     if fmt == "srt":
-        return srt.compose([srt.Subtitle(i + 1, dt.timedelta(seconds=s.start), dt.timedelta(seconds=s.end), s.text)
-                            for i, s in enumerate(transcript.segments)])
+        segments = transcript.segments
+        turn = [s.speaker is not None and (i == 0 or s.speaker != segments[i - 1].speaker) for i, s in enumerate(segments)]
+        return srt.compose([srt.Subtitle(i + 1, dt.timedelta(seconds=s.start), dt.timedelta(seconds=s.end),
+                                         f"{_voice(s.speaker)}: {s.text}" if turn[i] else s.text)
+                            for i, s in enumerate(segments)])
     if fmt == "vtt":
         stamp = lambda t: srt.timedelta_to_srt_timestamp(dt.timedelta(seconds=t)).replace(",", ".")
-        return webvtt.WebVTT(captions=[webvtt.Caption(stamp(s.start), stamp(s.end), s.text) for s in transcript.segments]).content
+        return webvtt.WebVTT(captions=[webvtt.Caption(stamp(s.start), stamp(s.end),
+                                                      f"<v {_voice(s.speaker)}>{s.text}" if s.speaker else s.text)
+                                       for s in transcript.segments]).content
     raise TranscriptFormatError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def _voice(name: str) -> str:
+    """A speaker name fit for a cue: one line, no tag delimiters."""
+    return " ".join(name.replace(">", " ").replace("<", " ").split())
