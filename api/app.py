@@ -52,7 +52,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from index.writelock import LibraryBusyError
-from ingest.errors import ModelError, TalksearchError
+from ingest.errors import ModelError, SpeakerError, TalksearchError
 from ingest.media import MEDIA_SUFFIXES, encode_clip
 from ingest.records import Recording
 from ingest.subtitles import FORMATS
@@ -60,7 +60,7 @@ from ingest.subtitles import FORMATS
 from .config import Settings
 from .jobs import RESTARTED, Job, JobRunner, JobStore, QueueFullError
 from .schemas import (Deleted, Health, JobInfo, Problem, RecordingDetail, RecordingInfo, RecordingMetadata, SearchHit,
-                      SearchBody, SearchQuery, Stats, TranscriptFile)
+                      SearchBody, SearchQuery, SpeakerInfo, SpeakerRename, Stats, TranscriptFile)
 from .service import Talksearch
 from .uploads import Intake, check_audio, check_transcript, form_body, form_metadata
 
@@ -377,7 +377,9 @@ def recordings(request: Request, b: Backend = Depends(backend)) -> list[dict]:
             dependencies=[Depends(reader)], responses=UNKNOWN)
 def recording(request: Request, recording_id: Id, b: Backend = Depends(backend)) -> dict:
     found, transcript = b.service.recording(b.recording(recording_id).id)
-    segments = [{"start": s.start, "end": s.end, "language": s.language, "text": s.text, "translation": s.translation}
+    names = {v.label: v.shown for v in b.service.speakers(found.id)[1]}
+    segments = [{"start": s.start, "end": s.end, "language": s.language, "text": s.text, "translation": s.translation,
+                 "speaker": names.get(s.speaker, s.speaker), "speaker_label": s.speaker}
                 for s in transcript.segments]
     return {**_recording_info(request, found), "segments": segments}
 
@@ -432,6 +434,24 @@ def media(recording_id: Id, b: Backend = Depends(backend)) -> FileResponse:
 def edit(request: Request, recording_id: Id, changes: RecordingMetadata, b: Backend = Depends(backend)) -> dict:
     """Correct what is known about a recording; fields left out stay as they are."""
     return _recording_info(request, b.service.edit(b.recording(recording_id).id, **changes.given()))
+
+
+@router.get("/recordings/{recording_id}/speakers", response_model=list[SpeakerInfo], tags=["recordings"],
+            dependencies=[Depends(reader)], responses=UNKNOWN)
+def speakers(recording_id: Id, b: Backend = Depends(backend)) -> list[dict]:
+    """The recording's voices, most talk time first (empty when it was not diarized)."""
+    return [asdict(v) for v in b.service.speakers(b.recording(recording_id).id)[1]]
+
+
+@router.patch("/recordings/{recording_id}/speakers", response_model=list[SpeakerInfo], tags=["recordings"],
+              dependencies=[Depends(writer)], responses=UNKNOWN)
+def rename_speaker(recording_id: Id, rename: SpeakerRename, b: Backend = Depends(backend)) -> list[dict]:
+    """Name one of the recording's voices; 404 when it has no such voice."""
+    try:
+        voices = b.service.rename_speaker(b.recording(recording_id).id, rename.speaker, rename.name)
+    except SpeakerError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return [asdict(v) for v in voices]
 
 
 @router.delete("/recordings/{recording_id}", response_model=Deleted, tags=["recordings"], dependencies=[Depends(writer)],

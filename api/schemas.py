@@ -12,6 +12,7 @@ from typing import Annotated, Literal, get_type_hints
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
+from index.catalog import Speaker
 from index.library import SEARCH_MODES, Hit
 from ingest.records import Recording, Segment
 
@@ -69,7 +70,8 @@ SearchHit = _mirror(Hit, "SearchHit", "The CLI's ``search --json`` hit, plus whe
     "highlights": "[start, end) character ranges of the words matching the query",
     "translation_highlights": "the same for the English rendering",
     "approximate": "a quoted phrase no transcript holds exactly, found as its nearest spelling "
-                   "(recognition misspelled it); score is then the similarity, 0-1"},
+                   "(recognition misspelled it); score is then the similarity, 0-1",
+    "speaker": "who says it: the name given to the voice, its label (SPEAKER_1...) or the recording's speaker"},
     clip_url=(str | None, Field(description="exactly this span as audio; null for a transcript without media")),
     media_url=(str | None, Field(description="the whole original, with a #t=start,end fragment; null without media")))
 
@@ -93,7 +95,8 @@ class SearchQuery(BaseModel):
     date_to: Day | None = Field(None, alias="to", description="only recordings dated on or before this day")
     event: str | None = Field(None, description="only recordings of this event (any case)")
     session: str | None = Field(None, description="only recordings of this session (any case)")
-    speaker: str | None = Field(None, description="only recordings of this speaker (any case)")
+    speaker: str | None = Field(None, description="only what this speaker says (any case): a named voice, or the "
+                                "recording's speaker where its voices are unnamed")
     mode: Literal[SEARCH_MODES] = Field("hybrid", description="keywords and meaning fused, or one alone")
 
 
@@ -131,6 +134,23 @@ class TranscriptSegment(BaseModel):
     language: str
     text: str
     translation: str | None
+    speaker: str | None = Field(description="who says it: a given name or a label (SPEAKER_1...); null when not diarized")
+    speaker_label: str | None = Field(description="the voice's label, which PATCH /recordings/{id}/speakers renames")
+
+
+SpeakerInfo = _mirror(Speaker, "SpeakerInfo", "One voice of a recording.", {
+    "label": "SPEAKER_1, SPEAKER_2, ... as diarization found them", "name": "the name given to this voice",
+    "suggested": "the named voice of another recording this one sounds like", "seconds": "talk time",
+    "quote": "its longest segment"})
+
+
+class SpeakerRename(BaseModel):
+    """Body of ``PATCH /recordings/{id}/speakers``: name one voice."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    speaker: str = Field(min_length=1, max_length=300, description="the voice's label (SPEAKER_2) or its current name")
+    name: str | None = Field(max_length=300, description="the name to give; null or empty takes the name away")
 
 
 class RecordingDetail(RecordingInfo):

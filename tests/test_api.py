@@ -428,7 +428,8 @@ def test_openapi_documents_every_endpoint(client):
         ("POST", "/recordings"), ("POST", "/recordings/import"), ("GET", "/recordings/{recording_id}"),
         ("PATCH", "/recordings/{recording_id}"), ("DELETE", "/recordings/{recording_id}"),
         ("GET", "/recordings/{recording_id}/transcript"), ("GET", "/recordings/{recording_id}/clip"),
-        ("GET", "/recordings/{recording_id}/media"),
+        ("GET", "/recordings/{recording_id}/media"), ("GET", "/recordings/{recording_id}/speakers"),
+        ("PATCH", "/recordings/{recording_id}/speakers"),
         ("GET", "/jobs"), ("GET", "/jobs/{job_id}")}
     for (method, path), op in operations.items():
         success = op["responses"].get("200") or op["responses"]["202"]
@@ -438,3 +439,21 @@ def test_openapi_documents_every_endpoint(client):
     upload_form = operations[("POST", "/recordings")]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert upload_form["required"] == ["file"] and "speaker" in upload_form["properties"]
     assert json.dumps(spec)  # serialisable as served
+
+
+def test_speakers_of_a_one_voice_talk_are_listed_named_and_filtered_on(client, recording_ids):
+    """The demo talk is one synthetic voice: diarized at ingest (real encoder) into one speaker."""
+    rid = recording_ids["en_5g_pilots.opus"]
+    voices = client.get(f"/recordings/{rid}/speakers").json()
+    assert [v["label"] for v in voices] == ["SPEAKER_1"] and voices[0]["seconds"] > 20 and voices[0]["quote"]
+    assert client.patch(f"/recordings/{rid}/speakers", json={"speaker": "SPEAKER_9", "name": "X"}).status_code == 404
+    try:
+        named = client.patch(f"/recordings/{rid}/speakers", json={"speaker": "SPEAKER_1", "name": "Elena Ivanova"})
+        assert named.status_code == 200 and named.json()[0]["name"] == "Elena Ivanova"
+        segments = client.get(f"/recordings/{rid}").json()["segments"]
+        assert {s["speaker"] for s in segments} == {"Elena Ivanova"} and {s["speaker_label"] for s in segments} == {"SPEAKER_1"}
+        hits = client.get("/search", params={"q": "base stations", "speaker": "elena ivanova"}).json()
+        assert hits and all(h["recording_id"] == rid and h["speaker"] == "Elena Ivanova" for h in hits)
+        assert "<v Elena Ivanova>" in client.get(f"/recordings/{rid}/transcript", params={"format": "vtt"}).text
+    finally:
+        client.patch(f"/recordings/{rid}/speakers", json={"speaker": "SPEAKER_1", "name": None})
