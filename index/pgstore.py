@@ -525,12 +525,19 @@ def migrate(folder: Path, uri: str) -> dict[str, float]:
     target = PgStore(uri, dimension, source.analyzer)
     if target.records.recordings():
         raise StoreError(f"the database at {shown(uri)} already holds a library: migrate into an empty one")
-    with target.records.transaction():
+    with target.records.transaction() as conn:
+        # The search graph is built once over the copied vectors, as pgvector advises for a bulk
+        # load: grown row by row, it held the copy of a 100k-chunk library for over 15 minutes.
+        graph = conn.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+                             "AND indexname = 'vectors_coarse'").fetchone()[0]
+        conn.execute("DROP INDEX vectors_coarse")
         for key, value in source.records.meta().items():
             if key != "generation":  # the embedded store's change counter
                 target.set_meta(key, value)
         for recording in source.records.recordings():
             _copy(source, target, recording)
+        conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
+        conn.execute(graph)
         copied, expected = target.counts(), source.counts()
         if any(copied[name] != expected[name] for name in ("recordings", "chunks", "vectors")) \
                 or target.records.count_terms() != source.records.count_terms():
