@@ -152,6 +152,31 @@ def test_copy_quote_gives_quote_title_and_time(page):
     assert page.evaluate("navigator.clipboard.readText()") == f"“{text}” — {title}, {time}"
 
 
+def test_a_speaker_named_in_the_transcript_shows_beside_quotes_and_in_copies(page, demo_service, recording_ids):
+    rid = recording_ids["en_5g_pilots.opus"]
+    search(page, "5G pilots")
+    hit = page.locator(f".group[data-recording='{rid}'] .hit").first
+    assert hit.locator(".speaker").inner_text() == "SPEAKER_1"
+    hit.locator(".time").click()
+    voice = page.locator("#speakers .voice[data-label='SPEAKER_1']")
+    voice.wait_for(state="visible")
+    try:
+        voice.locator("input").fill("Elena Ivanova")
+        voice.locator(".rename").click()  # without the key the server refuses, and the panel says why
+        page.wait_for_function("() => document.querySelector('#transcript-meta').textContent.startsWith('Cannot rename')")
+        page.evaluate("key => localStorage.setItem('talksearch.apiKey', key)", API_KEY)  # as the key field keeps it
+        voice.locator(".rename").click()
+        page.wait_for_function("() => document.querySelector('#segments .speaker')?.textContent === 'Elena Ivanova'")
+        search(page, "5G pilots")
+        hit = page.locator(f".group[data-recording='{rid}'] .hit").first
+        assert hit.locator(".speaker").inner_text() == "Elena Ivanova"
+        hit.locator(".copy").click()
+        page.wait_for_function("() => [...document.querySelectorAll('.hit .copy')].some(b => b.textContent === 'Copied')")
+        assert " — Elena Ivanova, " in page.evaluate("navigator.clipboard.readText()")
+    finally:
+        demo_service.rename_speaker(rid, "SPEAKER_1", None)
+
+
 def test_upload_becomes_searchable(page, tmp_path, site):
     wav = cut_wav(tmp_path, "en_open_data_portal.opus", 1, "open_data.wav")
     page.goto("/")

@@ -172,7 +172,9 @@ function renderResults(groups) {
 }
 
 function renderHit(hit) {
-  const quote = `“${hit.text}” — ${hit.title}, ${mmss(hit.start)}`;
+  // A copied quote names its speaker once the voice has a name (SPEAKER_1 says nothing to a reader).
+  const named = hit.speaker && !/^SPEAKER_\d+$/.test(hit.speaker);
+  const quote = `“${hit.text}” — ${named ? `${hit.speaker}, ` : ""}${hit.title}, ${mmss(hit.start)}`;
   const translation = hit.translation && hit.language !== "en"
     ? el("p", { className: "translation", lang: "en" }, marked(hit.translation, hit.translation_highlights)) : null;
   return el("li", { className: "hit", "data-start": hit.start, "data-end": hit.end },
@@ -183,7 +185,8 @@ function renderHit(hit) {
       el("button", { type: "button", className: "time link", title: "Show in the transcript",
         onclick: () => openTranscript(hit.recording_id, hit) }, `${mmss(hit.start)}–${mmss(hit.end)}`),
       el("button", { type: "button", className: "copy", title: "Copy the quote with title and time",
-        onclick: (event) => copyQuote(quote, event.currentTarget) }, "Copy quote")),
+        onclick: (event) => copyQuote(quote, event.currentTarget) }, "Copy quote"),
+      hit.speaker ? el("span", { className: "speaker", title: "who says it" }, hit.speaker) : null),
     hit.approximate ? el("p", { className: "approximate muted" },
       "Near match: no transcript has these exact words; this is the closest spelling, as recognised.") : null,
     el("blockquote", { className: "quote", lang: hit.language }, marked(hit.text, hit.highlights)),
@@ -219,24 +222,56 @@ async function openTranscript(recordingId, focus = null) {
   $("#transcript-title").lang = recording.language;
   $("#transcript-meta").textContent = [languageName(recording.language), mmss(recording.duration), aboutRecording(recording)]
     .filter(Boolean).join(" · ");
-  const segments = recording.segments.map((segment) => {
+  const segments = recording.segments.map((segment, i) => {
     const inHit = focus && segment.end > focus.start && segment.start < focus.end;
+    const turn = segment.speaker && segment.speaker_label !== recording.segments[i - 1]?.speaker_label;
     return el("li", { className: inHit ? "segment in-hit" : "segment", "data-start": segment.start, "data-end": segment.end },
       el("button", { type: "button", className: "time link", disabled: !recording.media_url,
         title: recording.media_url ? "Play from here" : "No audio: imported from a transcript",
         onclick: () => playFrom(recording, segment.start) }, mmss(segment.start)),
       el("div", {},
+        turn ? el("p", { className: "speaker" }, segment.speaker) : null,
         el("p", { lang: segment.language }, segment.text),
         segment.translation && segment.language !== "en"
           ? el("p", { className: "translation", lang: "en" }, segment.translation) : null));
   });
   $("#segments").replaceChildren(...segments);
+  renderSpeakers(recording, focus);
   const panel = $("#transcript");
   panel.hidden = false;
   document.body.classList.add("transcript-open");
   const target = panel.querySelector(".in-hit") || panel.querySelector(".segment");
   target?.scrollIntoView({ block: "center", behavior: "instant" });
   if (playing.recordingId === recording.id) followPlayback(recordingTime());
+}
+
+// Naming a voice: its label (SPEAKER_2) or current name, and the name to give it.
+async function renderSpeakers(recording, focus) {
+  let voices = [];
+  try {
+    voices = await api(`recordings/${encodeURIComponent(recording.id)}/speakers`);
+  } catch {
+    // the transcript is still worth reading without its speaker list
+  }
+  $("#speakers").replaceChildren(...voices.map((voice) => {
+    const input = el("input", { type: "text", value: voice.name || "", "aria-label": `Name of ${voice.label}`,
+      placeholder: voice.suggested ? `sounds like ${voice.suggested}` : voice.label, maxlength: 300 });
+    return el("li", { className: "voice", "data-label": voice.label },
+      el("form", { onsubmit: async (event) => {
+        event.preventDefault();
+        try {
+          await api(`recordings/${encodeURIComponent(recording.id)}/speakers`, { method: "PATCH",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ speaker: voice.label, name: input.value.trim() || null }) });
+          openTranscript(recording.id, focus);
+        } catch (error) {
+          $("#transcript-meta").textContent = `Cannot rename: ${error.message}`;
+        }
+      } },
+        el("span", { className: "muted" }, `${voice.label} · ${mmss(voice.seconds)}`), input,
+        el("button", { type: "submit", className: "rename" }, "Rename")));
+  }));
+  $("#speakers").hidden = voices.length === 0;
 }
 
 function followPlayback(at) {
