@@ -22,7 +22,7 @@ from index.store import Finding
 from index.vectors import View
 from ingest.align import attach
 from ingest.chunking import chunk_transcript
-from ingest.diarize import RECOGNISED, Diarization, ResemblyzerDiarizer, assign
+from ingest.diarize import Diarization, ResemblyzerDiarizer, assign, suggest
 from ingest.errors import MediaError, SpeakerError, TalksearchError
 from ingest.media import SAMPLE_RATE, AudioSource, content_hash, is_media_file, load_audio
 from ingest.records import Chunk, Recording, Transcript
@@ -149,15 +149,8 @@ class Talksearch:
 
     def remember_voices(self, recording: str, diarization: Diarization) -> None:
         """Keep the recording's voices, each with the name of the closest named voice in the
-        library when that one is close enough (``RECOGNISED``) to be suggested."""
-        registry = self.library.store.records.registry()
-        suggested = {}
-        if registry:
-            names, known = list(registry), np.stack(list(registry.values()))
-            for label, voice in diarization.voices.items():
-                scores = known @ voice
-                if scores.max() >= RECOGNISED:
-                    suggested[label] = names[int(scores.argmax())]
+        library when that one is close enough to be suggested (see ``suggest``)."""
+        suggested = suggest(self.library.store.records.registry(), diarization.voices)
         self.library.store.records.set_speakers(recording, diarization.voices, suggested)
 
     # The steps of ``ingest``, which a Ray driver runs around its workers (api/distributed.py).

@@ -26,7 +26,7 @@ from .records import Segment, Transcript, Word
 # Speaker labels before anyone names them: SPEAKER_1, SPEAKER_2, ...
 LABEL = "SPEAKER_{}"
 # Cosine similarity at which a new voice is suggested to be a named voice of the library.
-RECOGNISED = 0.80
+RECOGNISED = 0.89
 
 
 @dataclass
@@ -230,6 +230,19 @@ def voices(spans: list[tuple[float, float]], embeddings: np.ndarray, found: list
         if turn is not None:
             sums[turn] = sums.get(turn, 0) + vector
     return {name: v / np.linalg.norm(v) for name, v in sums.items()}
+
+
+def suggest(registry: dict[str, np.ndarray], voices: dict[str, np.ndarray], threshold: float = RECOGNISED) -> dict[str, str]:
+    """label → the registry's name closest to that voice, for voices at least ``threshold`` close."""
+    if not registry:
+        return {}
+    names, known = list(registry), np.stack(list(registry.values()))
+    suggested = {}
+    for label, voice in voices.items():
+        scores = known @ voice
+        if scores.max() >= threshold:
+            suggested[label] = names[int(scores.argmax())]
+    return suggested
 
 
 def speaker_at(found: list[Turn], start: float, end: float) -> str | None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.diarization import _pieces, _trimmed, build, der, Voice
+from benchmarks.diarization import Voice, _pieces, _trimmed, build, der, matched_voices
 from conftest import needs_fixtures, FIXTURES
-from ingest.diarize import (Diarization, DiarizationSettings, ResemblyzerDiarizer, Turn, assign, cluster, turns,
-                            windows)
+from ingest.diarize import (Diarization, DiarizationSettings, ResemblyzerDiarizer, Turn, assign, cluster, suggest,
+                            turns, windows)
 from ingest.media import load_audio
 from ingest.records import Segment, Transcript, Word
 
@@ -58,6 +58,14 @@ def test_assign_splits_a_segment_at_a_speaker_change_and_ignores_a_short_flip():
         ("Cue", "SPEAKER_2")]
     assert transcript.segments[0].start == 0.0 and transcript.segments[1].start == 3.0
     assert transcript.segments[1].end == 5.3
+
+
+def test_a_voice_close_to_a_named_one_gets_its_name_suggested():
+    registry = {"Elena": np.array([1.0, 0.0]), "Boris": np.array([0.0, 1.0])}
+    near_elena = np.array([0.95, 0.31]) / np.linalg.norm([0.95, 0.31])
+    halfway = np.array([1.0, 1.0]) / np.sqrt(2)
+    assert suggest(registry, {"SPEAKER_1": near_elena, "SPEAKER_2": halfway}) == {"SPEAKER_1": "Elena"}
+    assert suggest({}, {"SPEAKER_1": near_elena}) == {}
 
 
 def test_der_counts_miss_false_alarm_and_confusion_under_the_best_mapping():
@@ -111,3 +119,14 @@ def test_a_given_number_of_speakers_is_kept(diarizer, real_voices):
     assert len(found.speakers) == 3
     assert der(case.truth, found.turns) <= 0.15
     assert diarizer(case.audio, speakers=1).speakers == ["SPEAKER_1"]
+
+
+@needs_fixtures("ko/zeroth", "en/en_asterisk_conf.flac", "ru/ru_asterisk_conf.flac")
+def test_a_named_voice_is_recognised_in_another_recording(diarizer, real_voices):
+    rng = np.random.default_rng(11)
+    first = build(real_voices[:2], 2, True, rng, "zeroth and allison")
+    second = build([real_voices[0], real_voices[2]], 2, True, rng, "zeroth and maxim")
+    registry = {"Zeroth Reader": dict(matched_voices(first.truth, diarizer(first.audio)))["zeroth-reader"]}
+    later = dict(matched_voices(second.truth, diarizer(second.audio)))
+    assert suggest(registry, {"SPEAKER_1": later["zeroth-reader"]}) == {"SPEAKER_1": "Zeroth Reader"}
+    assert suggest(registry, {"SPEAKER_2": later["maxim-topal"]}) == {}
