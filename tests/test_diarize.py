@@ -130,3 +130,41 @@ def test_a_named_voice_is_recognised_in_another_recording(diarizer, real_voices)
     later = dict(matched_voices(second.truth, diarizer(second.audio)))
     assert suggest(registry, {"SPEAKER_1": later["zeroth-reader"]}) == {"SPEAKER_1": "Zeroth Reader"}
     assert suggest(registry, {"SPEAKER_2": later["maxim-topal"]}) == {}
+
+
+@pytest.mark.slow
+@needs_fixtures("en/en_asterisk_conf.flac")
+def test_ingest_of_a_two_voice_talk_labels_segments_chunks_and_hits(real_app, tmp_path):
+    """Real whisper and encoder: a recorded voice and a synthetic one take turns (A B A)."""
+    import shutil
+    import subprocess
+
+    import soundfile as sf
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    allison = _pieces(load_audio(FIXTURES / "en" / "en_asterisk_conf.flac"))
+    robot = tmp_path / "robot.wav"
+    subprocess.run(["espeak-ng", "-v", "en+m3", "-s", "150", "-w", str(robot),
+                    "Our pilot project connects twelve schools to the fibre network by next spring. "
+                    "The library now lends electric bicycles to anyone with a city card."], check=True)
+    pause = np.zeros(12000, dtype=np.float32)
+    parts = [allison[0], pause, allison[1], pause, _trimmed(load_audio(robot)), pause, allison[2], pause, allison[3]]
+    bounds = np.cumsum([0] + [p.size for p in parts]) / 16000
+    robot_turn = (bounds[4], bounds[5])
+    talk = tmp_path / "two_voices.wav"
+    sf.write(talk, np.concatenate(parts) * 0.8, 16000)
+    outcome = real_app.ingest(talk)
+    rid = outcome.recording.id
+    voices = real_app.speakers(rid)[1]
+    assert len(voices) == 2
+    _, transcript = real_app.recording(rid)
+    for segment in transcript.segments:  # no segment mixes the two voices
+        inside = min(segment.end, robot_turn[1]) - max(segment.start, robot_turn[0])
+        assert inside <= 0.5 or inside >= segment.end - segment.start - 0.5
+    robot_label = {s.speaker for s in transcript.segments if s.start >= robot_turn[0] - 0.3 and s.end <= robot_turn[1] + 0.3}
+    assert len(robot_label) == 1 and robot_label != {s.speaker for s in transcript.segments if s.end < robot_turn[0]}
+    real_app.rename_speaker(rid, robot_label.pop(), "Robo Reader")
+    hits = real_app.search("electric bicycles city card", k=5, recordings=[rid], speaker="robo reader")
+    assert hits and all(h.speaker == "Robo Reader" for h in hits)
+    assert any("bicycle" in h.text.lower() for h in hits)
