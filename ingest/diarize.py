@@ -9,7 +9,15 @@ neighbours. ``assign`` then gives each recognised word the speaker of the turn i
 most, smooths short flips and splits segments at speaker changes, so that a segment never
 mixes two voices.
 
-Measured on the test set of ``python -m benchmarks.diarization`` (see README, "Speakers").
+Measured on the dev set of ``python -m benchmarks.diarization`` (README, "Speakers"; 12 recordings
+each of 2, 3 and 4 speakers): a clustering threshold of 0.25 got the count right on 100/100/92%
+(0.2: 75/33/25%, over-splitting; 0.35: 100/92/58% and 0.4: 100/67/42%, merging), once clusters
+holding under ``min_speaker`` (4 s) of speech were folded into the nearest one (without that,
+0.25 counted 4-speaker recordings right only 58% of the time, mostly one stray extra cluster).
+Named voices are recognised at cosine ``RECOGNISED`` (0.89: the fewest mistakes on the dev set's
+cross-recording pairs). Diarization costs 0.4% of real time on the 2-core machine (1.8% of
+whisper base's transcription time), mostly the encoder's LSTM (60%), Silero VAD (20%) and mel
+spectrograms (20%).
 """
 from __future__ import annotations
 
@@ -165,8 +173,10 @@ class ResemblyzerDiarizer:
             if self._encoder is not None:
                 return
             try:
+                from faster_whisper.vad import get_vad_model
                 from resemblyzer import VoiceEncoder
 
+                get_vad_model()  # cached by faster-whisper: loaded here once, not in the first ingest
                 self._encoder = VoiceEncoder(self.device, verbose=False)
             except Exception as exc:  # import, file and torch errors alike
                 raise ModelError(f"cannot load the resemblyzer voice encoder: {exc}") from exc

@@ -179,3 +179,25 @@ def test_demo_fresh_deletes_only_a_library(capsys, tmp_path):
 def test_check_reports_a_sound_library(imported_library, capsys):
     code, out, _ = run_cli(capsys, "check", "--library", str(imported_library))
     assert code == 0 and "1 recordings" in out and "no problems found" in out
+
+
+def test_speakers_of_an_imported_transcript_are_listed_renamed_and_filtered_on(capsys, tmp_path):
+    """A JSON transcript carries each segment's speaker (as the JSON export writes it)."""
+    transcript = tmp_path / "panel.json"
+    transcript.write_text(json.dumps({"language": "en", "segments": [
+        {"start": 0, "end": 6, "text": "Welcome. Today we discuss the city budget for buses.", "speaker": "SPEAKER_1"},
+        {"start": 6, "end": 14, "text": "The bicycle lanes downtown will double in length next year.", "speaker": "SPEAKER_2"},
+        {"start": 14, "end": 20, "text": "Thank you. And what about trams and the budget?", "speaker": "SPEAKER_1"}]}))
+    lib = str(tmp_path / "lib")
+    assert run_cli(capsys, "import-transcript", str(transcript), "--library", lib)[0] == 0
+    code, out, _ = run_cli(capsys, "speakers", "panel", "--library", lib)
+    assert code == 0 and "SPEAKER_1" in out and "SPEAKER_2" in out and "bicycle lanes" in out
+    code, out, _ = run_cli(capsys, "speakers", "panel", "--rename", "SPEAKER_2", "Elena Ivanova", "--json", "--library", lib)
+    voices = {v["label"]: v for v in json.loads(out)}
+    assert code == 0 and voices["SPEAKER_2"]["name"] == "Elena Ivanova" and voices["SPEAKER_1"]["name"] is None
+    assert voices["SPEAKER_1"]["seconds"] == 12.0
+    code, out, _ = run_cli(capsys, "search", "budget bicycle lanes", "--speaker", "Elena Ivanova", "--json", "--library", lib)
+    hits = json.loads(out)
+    assert code == 0 and hits and all(h["speaker"] == "Elena Ivanova" and "budget" not in h["text"] for h in hits)
+    code, _, err = run_cli(capsys, "speakers", "panel", "--rename", "SPEAKER_7", "X", "--library", lib)
+    assert code == 1 and "has no speaker 'SPEAKER_7'" in err and err.count("\n") == 1
