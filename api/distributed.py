@@ -39,6 +39,7 @@ import numpy as np
 import ray
 from ray.util.queue import Queue
 
+from ingest.diarize import Diarization
 from ingest.errors import NoSpeechError, TalksearchError
 from ingest.transcribe import Heard, assemble
 
@@ -104,6 +105,7 @@ class _File:
     heard: dict[int, Heard] = field(default_factory=dict)
     done: dict[int, float] = field(default_factory=dict)  # seconds transcribed of each window sent
     result: Outcome | Prepared | TalksearchError | None = None
+    diarization: Diarization | None = None
 
 
 class Cluster:
@@ -167,8 +169,13 @@ class Cluster:
                 return
             try:
                 transcript = assemble([f.heard[i] for i in range(f.sent)])
+                # here, on the whole file: speakers are told apart across the workers' windows
+                f.diarization = self.service.diarize(self.service.source(f.path), transcript)
             except NoSpeechError as exc:
                 f.result = NoSpeechError(f"{f.path}: {exc}")
+                return
+            except TalksearchError as exc:
+                f.result = exc
                 return
             f.heard.clear()
             submit(f, None, lambda worker: worker.prepare.remote(transcript, recording_id(f.digest)))
@@ -250,7 +257,10 @@ class Cluster:
         if not isinstance(f.result, Prepared):
             return f.result
         try:
-            return self.service.add_transcribed(f.digest, f.path, f.name, f.meta, f.result)
+            outcome = self.service.add_transcribed(f.digest, f.path, f.name, f.meta, f.result)
+            if outcome.added and f.diarization is not None:
+                self.service.remember_voices(outcome.recording.id, f.diarization)
+            return outcome
         except TalksearchError as exc:
             return exc
 

@@ -3,6 +3,7 @@ real whisper and embedding models: several files through the command line, a wor
 it transcribes, and no Ray at all without ``--ray``."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -100,6 +101,9 @@ def test_files_ingested_on_the_cluster_once_each_and_searchable(head, clips, tmp
     assert sorted(re.findall(r'"title": "([^"]+)"', listed)) == sorted(name.replace("_", " ") for name in TALKS)
     assert main(["search", "five G base stations on rooftops", "--json", "--k", "1", "--library", str(library)]) == 0
     assert '"title": "en 5g pilots"' in capsys.readouterr().out
+    # the driver tells speakers apart on the whole file: the one synthetic voice is one speaker
+    assert main(["speakers", "en 5g pilots", "--json", "--library", str(library)]) == 0
+    assert [v["label"] for v in json.loads(capsys.readouterr().out)] == ["SPEAKER_1"]
 
 
 def test_a_worker_killed_mid_task_is_restarted_and_every_file_stored_once(head, clips, real_settings, tmp_path):
