@@ -112,3 +112,19 @@ def test_an_older_catalog_gains_the_speaker_columns(tmp_path):
     catalog = Catalog(path)
     assert catalog.chunks_of("r")[0].speaker is None
     assert "speaker" in {r["name"] for r in catalog._rows("PRAGMA table_info(segments)")}
+
+
+def test_an_older_postgres_library_gains_the_speaker_columns(new_database):
+    import psycopg
+
+    from index.pgstore import PgStore
+
+    uri = new_database("old")
+    PgStore(uri, 8)  # creates today's tables
+    with psycopg.connect(uri, autocommit=True) as conn:  # as a library made before speakers was
+        conn.execute("DROP TABLE speakers; ALTER TABLE segments DROP COLUMN speaker; ALTER TABLE chunks DROP COLUMN speaker")
+    store = PgStore(uri, 8)
+    assert store.records.speakers("none") == []
+    with psycopg.connect(uri) as conn:
+        columns = {r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'chunks'")}
+    assert "speaker" in columns
