@@ -117,21 +117,22 @@ class _Checks:
                 self.fail(label.format(number), f"starts before {label.format(number - 1)} ({now[0]:g} s < {before[0]:g} s)")
 
 
-def _cues(path: Path, max_seconds: float) -> list[tuple[float, float, str]]:
-    """(start, end, text) for each non-empty cue of an SRT or VTT file, in time order."""
+def _cues(path: Path, max_seconds: float) -> list[tuple[float, float, str, str | None]]:
+    """(start, end, text, speaker) for each non-empty cue of an SRT or VTT file, in time order;
+    the speaker is a VTT cue's voice tag (``<v Name>``), None otherwise."""
     text, kind = _read_text(path), _format_of(path)
     try:
         if kind == "srt":
-            cues = [(c.start.total_seconds(), c.end.total_seconds(), c.content) for c in srt.parse(text)]
+            cues = [(c.start.total_seconds(), c.end.total_seconds(), c.content, None) for c in srt.parse(text)]
         else:
-            cues = [(c.start_in_seconds + c.start_time.milliseconds / 1000, c.end_in_seconds + c.end_time.milliseconds / 1000, c.text)
-                    for c in webvtt.from_string(text)]
+            cues = [(c.start_in_seconds + c.start_time.milliseconds / 1000, c.end_in_seconds + c.end_time.milliseconds / 1000, c.text,
+                     c.voice) for c in webvtt.from_string(text)]
     except (srt.SRTParseError, webvtt.errors.MalformedFileError, ValueError, OverflowError) as exc:
         raise TranscriptFormatError(f"{path}: not a valid {kind.upper()} file ({exc})") from exc
     checks = _Checks(path, max_seconds)
-    for number, (start, end, _) in enumerate(cues, 1):
+    for number, (start, end, _, _) in enumerate(cues, 1):
         checks.span(f"cue {number}", {"start": float(start), "end": float(end)})
-    cues = sorted(((float(start), float(end), " ".join(body.split())) for start, end, body in cues if body.strip()),
+    cues = sorted(((float(start), float(end), " ".join(body.split()), voice) for start, end, body, voice in cues if body.strip()),
                   key=lambda cue: cue[0])
     if not cues:
         raise TranscriptFormatError(f"{path}: holds no subtitle cues")
@@ -147,15 +148,15 @@ def read_transcript(path: Path, language: str | None = None, translation: Path |
         transcript = _from_json(path, max_seconds)
     else:
         cues = _cues(path, max_seconds)
-        lang = language or detect_text_language(" ".join(text for _, _, text in cues))
-        segments = [Segment(start, end, text, lang) for start, end, text in cues]
-        transcript = Transcript(language=lang, duration=max(end for _, end, _ in cues), segments=segments)
+        lang = language or detect_text_language(" ".join(text for _, _, text, _ in cues))
+        segments = [Segment(start, end, text, lang, speaker=voice) for start, end, text, voice in cues]
+        transcript = Transcript(language=lang, duration=max(end for _, end, _, _ in cues), segments=segments)
     if language:
         transcript.language = language
         for segment in transcript.segments:
             segment.language = language
     if translation is not None:
-        transcript.translation = [Segment(start, end, text, "en") for start, end, text in _cues(translation, max_seconds)]
+        transcript.translation = [Segment(start, end, text, "en") for start, end, text, _ in _cues(translation, max_seconds)]
     return transcript
 
 

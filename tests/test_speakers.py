@@ -14,7 +14,7 @@ from index.ranking import SearchFilters
 from ingest.chunking import chunk_transcript
 from ingest.diarize import Diarization, Turn, assign
 from ingest.records import Recording, Segment, Transcript, Word
-from ingest.subtitles import write_transcript
+from ingest.subtitles import read_transcript, write_transcript
 
 
 def _segment(start: float, text: str) -> Segment:
@@ -96,6 +96,17 @@ def test_exports_carry_speaker_turns():
     import json
     segments = json.loads(write_transcript(transcript, "json"))["segments"]
     assert [s["speaker"] for s in segments][:2] == ["SPEAKER_1", "Elena Ivanova"]
+
+
+def test_imported_transcripts_keep_their_speakers(tmp_path):
+    _, transcript = _panel("x")
+    transcript.segments[1].speaker = "Elena Ivanova"
+    for fmt in ("vtt", "json"):
+        path = tmp_path / f"panel.{fmt}"
+        path.write_text(write_transcript(transcript, fmt), encoding="utf-8")
+        back = read_transcript(path)
+        assert [s.speaker for s in back.segments] == ["SPEAKER_1", "Elena Ivanova", "SPEAKER_1"]
+        assert back.segments[1].text.startswith("The bicycle lanes")
 
 
 def test_an_older_catalog_gains_the_speaker_columns(tmp_path):
