@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from benchmarks.diarization import Voice, _pieces, _trimmed, build, der, matched_voices
-from conftest import needs_fixtures, FIXTURES
 from ingest.diarize import (Diarization, DiarizationSettings, ResemblyzerDiarizer, Turn, assign, cluster, suggest,
                             turns, windows)
 from ingest.media import load_audio
 from ingest.records import Segment, Transcript, Word
+from tests.conftest import FIXTURES, needs_fixtures
 
 
 def test_windows_are_between_the_bounds():
