@@ -34,9 +34,12 @@ words timed and the same languages detected. What changed, and what did not:
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from functools import cache
 from typing import Callable, Iterable
 
 import numpy as np
@@ -152,6 +155,7 @@ class Transcriber:
                 decoded, _ = self._decode(samples, start, lang, "translate", words=False, end=end)
                 pieces += self._collect(decoded, "en", lambda at: done(0.5 * length + 0.5 * at))
         done(length)
+        _trim_heap()
         return Heard(offset, length, _shifted(kept, offset), _shifted(pieces, offset),
                      heard_as if kept else None, probability)
 
@@ -216,6 +220,22 @@ class Transcriber:
         lo, hi = int(segments[0].start * SAMPLE_RATE), int(segments[-1].end * SAMPLE_RATE)
         lang, probability, _ = self._model.detect_language(audio[lo:hi])
         return lang, probability
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    library = ctypes.CDLL(name) if name else None
+    return library if library is not None and hasattr(library, "malloc_trim") else None
+
+
+def _trim_heap() -> None:
+    """Hand the memory a window's decoding freed back to the system (glibc keeps it otherwise, in
+    pieces too scattered to reuse: a 3-hour file peaked at 2,094 MiB with 10-minute windows where
+    30 minutes peaked at 1,099). Elsewhere than glibc, nothing to do."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 @dataclass
