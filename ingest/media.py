@@ -7,8 +7,8 @@ between windows and memory stays bounded whatever the length. The container's de
 duration is checked before decoding and the decoded samples are counted while decoding, so a
 small file claiming (or holding) ten hours of silence is refused at once, not after eating
 memory. Transcription memory follows the window, not the file (faster-whisper's features and
-VAD for one window dominate): a 30-minute file read in 10-minute windows peaked at 1.1 GiB RSS,
-model included, and 1.4 GiB in 15-minute windows (``python -m benchmarks.ingest --long 30``).
+VAD for one window dominate): a 3-hour file read in 10-minute windows peaked at 1,004 MiB RSS,
+model included (``python -m benchmarks.ingest --skip-speed --long 180``).
 
 Every read opens the file through ``_open``, which lets FFmpeg use only real media demuxers and
 only the local file protocol, and accepts only known audio codecs. FFmpeg would otherwise follow a
