@@ -257,10 +257,7 @@ class Cluster:
         if not isinstance(f.result, Prepared):
             return f.result
         try:
-            outcome = self.service.add_transcribed(f.digest, f.path, f.name, f.meta, f.result)
-            if outcome.added and f.diarization is not None:
-                self.service.remember_voices(outcome.recording.id, f.diarization)
-            return outcome
+            return self.service.add_transcribed(f.digest, f.path, f.name, f.meta, f.result, f.diarization)
         except TalksearchError as exc:
             return exc
 

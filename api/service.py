@@ -133,10 +133,8 @@ class Talksearch:
             audio = self.source(path)
             transcript = self.transcriber(audio, language=meta.language, translate=self.settings.translate, progress=progress)
             diarization = self.diarize(audio, transcript)
-            outcome = self.add_transcribed(digest, path, names.get(path), meta, self.prepare(transcript, recording_id(digest)))
-            if outcome.added and diarization is not None:
-                self.remember_voices(outcome.recording.id, diarization)
-            return outcome
+            return self.add_transcribed(digest, path, names.get(path), meta, self.prepare(transcript, recording_id(digest)),
+                                        diarization)
 
     def diarize(self, audio: AudioSource, transcript: Transcript) -> Diarization | None:
         """Who speaks when (unless ``settings.diarize`` is off): each segment gets its speaker and
@@ -170,14 +168,18 @@ class Talksearch:
         chunks = chunk_transcript(transcript, recording)
         return Prepared(transcript, chunks, embed_views(self.library.centering, chunks, transcript))
 
-    def add_transcribed(self, digest: str, path: Path, name: str | None, meta: Metadata, prepared: Prepared) -> Outcome:
-        """Store what was made of ``path``; bytes that another ingest stored meanwhile are not stored twice."""
+    def add_transcribed(self, digest: str, path: Path, name: str | None, meta: Metadata, prepared: Prepared,
+                        diarization: Diarization | None = None) -> Outcome:
+        """Store what was made of ``path``, with its voices; bytes that another ingest stored
+        meanwhile are not stored twice."""
         existing = self.library.store.records.by_hash(digest)
         if existing is not None:
             return Outcome(existing, added=False)
         recording = self._recording(digest, path, name, prepared.transcript, meta, has_media=True)
         chunks = self._store(recording, prepared)
         self.library.store.set_meta("whisper_model", self.settings.whisper_model)
+        if diarization is not None:
+            self.remember_voices(recording.id, diarization)
         return Outcome(recording, added=True, chunks=chunks)
 
     def import_transcript(self, path: Path, media: Path | None = None, meta: Metadata | None = None,
