@@ -42,9 +42,14 @@ def references() -> dict[str, str]:
 
 
 def phrases(text: str, step: int = 3) -> list[str]:
+    """Runs of 3, 4 or 5 words (in turn), starting every ``step`` words."""
     words = normalise(text).split()
-    return [" ".join(words[i: i + size]) for i in range(0, max(1, len(words) - 2), step)
-            for size in (3 + i % 3,) if i + size <= len(words)]
+    runs = []
+    for start in range(0, max(1, len(words) - 2), step):
+        size = 3 + start % 3
+        if start + size <= len(words):
+            runs.append(" ".join(words[start: start + size]))
+    return runs
 
 
 def measure(library: Path) -> dict:
