@@ -121,6 +121,7 @@ HOLD_LOCK = """
 import fcntl, os, sys, time
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
 fcntl.flock(fd, fcntl.LOCK_EX)
+os.ftruncate(fd, 0)  # as the real lock does: a longer pid left by the last writer must not show through
 os.write(fd, str(os.getpid()).encode())
 print("held", flush=True)
 time.sleep(float(sys.argv[2]))
