@@ -52,7 +52,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from index.writelock import LibraryBusyError
-from ingest.errors import ModelError, SpeakerError, TalksearchError
+from core.errors import ModelError, SpeakerError, TalksearchError
 from ingest.media import MEDIA_SUFFIXES, encode_clip
 from ingest.records import Recording
 from ingest.subtitles import FORMATS

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 from tqdm import tqdm
 
-from ingest.errors import TalksearchError
+from core.errors import TalksearchError
 from index.library import SEARCH_MODES
 from ingest.subtitles import FORMATS
 

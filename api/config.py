@@ -6,8 +6,9 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from core.errors import UserError
 from index.embedder import DEFAULT_BACKEND, DEFAULT_EMBEDDER
-from ingest.whisper_model import DEFAULT_WHISPER, default_models_dir
+from models.whisper import DEFAULT_WHISPER, default_models_dir
 
 
 @dataclass
@@ -76,12 +77,12 @@ def _coerce(name: str, raw: str, current):
         try:
             return float(raw)
         except ValueError as exc:
-            raise ValueError(f"TALKSEARCH_{name.upper()} must be a number, not {raw!r}") from exc
+            raise UserError(f"TALKSEARCH_{name.upper()} must be a number, not {raw!r}") from exc
     if isinstance(current, int):
         try:
             return int(raw)
         except ValueError as exc:
-            raise ValueError(f"TALKSEARCH_{name.upper()} must be a whole number, not {raw!r}") from exc
+            raise UserError(f"TALKSEARCH_{name.upper()} must be a whole number, not {raw!r}") from exc
     if isinstance(current, tuple):
         return tuple(item.strip().lower() for item in raw.split(",") if item.strip())
     if isinstance(current, Path) or name in {"library", "models_dir"}:

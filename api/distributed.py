@@ -40,7 +40,7 @@ import ray
 from ray.util.queue import Queue
 
 from ingest.diarize import Diarization
-from ingest.errors import NoSpeechError, TalksearchError
+from core.errors import NoSpeechError, TalksearchError
 from ingest.transcribe import Heard, assemble
 
 from .config import Settings

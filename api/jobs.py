@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
-from ingest.errors import TalksearchError
+from core.errors import TalksearchError
 
 from .service import Outcome
 

@@ -16,15 +16,17 @@ import numpy as np
 from index.embedder import Embedder, EmbedderSettings
 from index.indexing import embed_views
 from index.library import Hit, Library, LibraryError
-from index.ranking import FusionSettings, SearchFilters, iso_date
+from core.validation import iso_date
+from index.ranking import FusionSettings, SearchFilters
 from index.catalog import Speaker
 from index.store import Finding
 from index.vectors import View
 from ingest.align import attach
 from ingest.chunking import chunk_transcript
 from ingest.diarize import Diarization, ResemblyzerDiarizer, assign, suggest
-from ingest.errors import MediaError, SpeakerError, TalksearchError
-from ingest.media import SAMPLE_RATE, AudioSource, content_hash, is_media_file, load_audio
+from core.errors import MediaError, SpeakerError, TalksearchError
+from core.files import content_hash
+from ingest.media import SAMPLE_RATE, AudioSource, is_media_file, load_audio
 from ingest.records import Chunk, Recording, Transcript
 from ingest.subtitles import read_transcript, write_transcript
 from ingest.transcribe import Transcriber, WhisperSettings

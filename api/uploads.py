@@ -16,7 +16,7 @@ from python_multipart import MultipartParser
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 
-from ingest.errors import TalksearchError
+from core.errors import TalksearchError
 from ingest.media import probe
 from ingest.subtitles import read_transcript
 

@@ -19,6 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
+from core.errors import UserError
 from ingest.records import Chunk, Recording, Segment, Transcript, Word
 
 from .ranking import SearchFilters
@@ -214,7 +215,7 @@ class SqlRecords(ABC):
         """Change a recording's descriptive fields (never its id, source or hash)."""
         unknown = set(changes) - set(self.EDITABLE)
         if unknown:
-            raise ValueError(f"cannot edit {', '.join(sorted(unknown))}; editable: {', '.join(self.EDITABLE)}")
+            raise UserError(f"cannot edit {', '.join(sorted(unknown))}; editable: {', '.join(self.EDITABLE)}")
         if not changes:
             return
         with self.transaction():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ingest.subtitles import detect_text_language
+from core.language import detect_text_language
 
 from .embedder import Embedder
 from .lexical import CYRILLIC, HANGUL

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.errors import ModelError
-from ingest.whisper_model import default_models_dir
+from core.errors import ModelError
+from models.whisper import default_models_dir
 
-from .e5convert import ensure_e5_small
+from models.e5 import ensure_e5_small
 
 log = logging.getLogger(__name__)
 

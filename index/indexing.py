@@ -11,7 +11,7 @@ import numpy as np
 
 from ingest.align import render
 from ingest.chunking import sentences
-from ingest.errors import TalksearchError
+from core.errors import TalksearchError
 from ingest.records import Chunk, Recording, Transcript
 
 from .centering import RECIPE, LanguageCentering

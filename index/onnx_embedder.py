@@ -39,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.errors import ModelError
-from ingest.media import content_hash
+from core.errors import ModelError
+from core.files import content_hash
 
 log = logging.getLogger(__name__)
 

@@ -2,22 +2,13 @@
 and folding of overlapping chunks into one hit."""
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, fields
 
+from core.validation import iso_date
 from ingest.records import Chunk
 
 # Reciprocal-rank-fusion constant from Cormack et al.; large enough that rank 1 and 2 are close.
 RRF_K = 60
-
-
-def iso_date(value: str) -> str:
-    """Dates are compared as text, so they must be YYYY-MM-DD; anything else is refused early."""
-    try:
-        dt.date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"dates are written YYYY-MM-DD, not {value!r}") from None
-    return value
 
 
 @dataclass

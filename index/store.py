@@ -23,7 +23,7 @@ import numpy as np
 
 from ingest.align import render
 from ingest.chunking import sentences
-from ingest.errors import TalksearchError
+from core.errors import TalksearchError
 from ingest.records import Chunk, Recording, Transcript
 
 from .catalog import Catalog

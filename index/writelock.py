@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from ingest.errors import TalksearchError
+from core.errors import TalksearchError
 
 
 class LibraryBusyError(TalksearchError):

@@ -27,7 +27,7 @@ from typing import Iterable, Protocol
 
 import numpy as np
 
-from .errors import ModelError
+from core.errors import ModelError
 from .media import SAMPLE_RATE, AudioSource
 from .records import Segment, Transcript, Word
 

@@ -18,7 +18,6 @@ text or image file as "media".
 """
 from __future__ import annotations
 
-import hashlib
 import io
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ import av
 import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from .errors import MediaError
+from core.errors import MediaError
 
 SAMPLE_RATE = 16_000
 # The demuxers media is read with (FFmpeg's names; "mov" and "matroska" cover their families) and
@@ -61,17 +60,6 @@ _PAUSE_VAD = VadOptions(min_silence_duration_ms=200, speech_pad_ms=0)
 def is_media_file(path: Path) -> bool:
     """Used to pick media out of a folder; single files are always tried whatever their suffix."""
     return path.is_file() and path.suffix.lower() in MEDIA_SUFFIXES
-
-
-def content_hash(path: Path) -> str:
-    """SHA-256 of the bytes, so the same recording under another name is recognised."""
-    if not path.is_file():
-        raise MediaError(f"{path}: no such file")
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _clock(seconds: float) -> str:

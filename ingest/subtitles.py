@@ -27,18 +27,15 @@ import srt
 import webvtt
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 
-from .errors import TranscriptFormatError
+from core.errors import TranscriptFormatError
+from core.language import detect_text_language
+
 from .media import MAX_SECONDS
 from .records import Segment, Transcript, Word
 
 FORMATS = ("srt", "vtt", "json")
 # Far above any real transcript: a four-hour talk exported with word timings is about 5 MB.
 MAX_TRANSCRIPT_BYTES = 32 * 1024 * 1024
-
-
-def detect_text_language(text: str) -> str:
-    """ISO 639-1 code of a piece of text (used when an imported transcript does not say)."""
-    return py3langid.classify(text)[0]
 
 
 @functools.cache

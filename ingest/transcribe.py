@@ -44,11 +44,11 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .errors import ModelError, NoSpeechError
+from core.errors import ModelError, NoSpeechError
 from .guards import keep_segment
 from .media import SAMPLE_RATE, AudioSource
 from .records import Segment, Transcript, Word
-from .whisper_model import default_models_dir, resolve_whisper
+from models.whisper import default_models_dir, resolve_whisper
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import pytest
 from api.config import Settings
 from index import onnx_embedder
 from index.embedder import BACKENDS, DEFAULT_BACKEND, Embedder, EmbedderSettings
-from ingest.errors import ModelError
-from ingest.media import content_hash
+from core.errors import ModelError
+from core.files import content_hash
 from tests.conftest import ROOT
 
 TEXTS = [

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ingest.align import overlap
-from ingest.errors import MediaError
+from core.errors import MediaError
 from ingest.media import SAMPLE_RATE, AudioSource, load_audio
 from ingest.transcribe import Transcriber
 from tests.conftest import DEMO

@@ -17,7 +17,7 @@ from api.config import Settings
 from api.service import Metadata, Talksearch, stored_name
 from api.uploads import check_audio
 from api_fixtures import API_KEY, DEMO
-from ingest.errors import MediaError, TalksearchError, TranscriptFormatError
+from core.errors import MediaError, TalksearchError, TranscriptFormatError
 
 SPEECH = DEMO / "en_5g_pilots.opus"
 

@@ -6,7 +6,7 @@ import av
 import numpy as np
 import pytest
 
-from ingest.errors import MediaError
+from core.errors import MediaError
 from ingest.media import MEDIA_SUFFIXES, SAMPLE_RATE, AudioSource, decode_span, encode_clip, load_audio, probe
 from tests.conftest import DEMO
 

@@ -2,9 +2,9 @@
 missing or damaged models."""
 import pytest
 
-from ingest.errors import ModelError
+from core.errors import ModelError
 from ingest.transcribe import Transcriber, WhisperSettings
-from ingest.whisper_model import MODEL_BIN_SIZE, assemble_packaged_base, resolve_whisper
+from models.whisper import MODEL_BIN_SIZE, assemble_packaged_base, resolve_whisper
 
 
 def test_joined_model_is_checked_and_rebuilt_when_damaged(tmp_path):

@@ -4,9 +4,10 @@ import re
 
 import pytest
 
-from ingest.errors import TranscriptFormatError
+from core.errors import TranscriptFormatError
 from ingest.records import Segment, Transcript, Word
-from ingest.subtitles import detect_text_language, read_transcript, write_transcript
+from core.language import detect_text_language
+from ingest.subtitles import read_transcript, write_transcript
 
 SRT = """1
 00:00:01,000 --> 00:00:04,500

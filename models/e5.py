@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.media import content_hash
+from core.files import content_hash
 
 logger = logging.getLogger(__name__)
 

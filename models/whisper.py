@@ -9,8 +9,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import ModelError
-from .media import content_hash
+from core.errors import ModelError
+from core.files import content_hash
 
 log = logging.getLogger(__name__)
 

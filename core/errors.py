@@ -5,6 +5,12 @@ class TalksearchError(Exception):
     """Base for every error the CLI and API turn into a one-line message (not a traceback)."""
 
 
+class UserError(TalksearchError, ValueError):
+    """The request itself is wrong (a bad date, an unknown field or mode, an option out of range):
+    a 4xx over HTTP and one line from the CLI. A ValueError too, so code written against the
+    standard library's convention still catches it."""
+
+
 class MediaError(TalksearchError):
     """The file cannot be read as audio: missing, unknown format, corrupt, or without sound."""
 
