@@ -51,16 +51,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from index.writelock import LibraryBusyError
 from core.errors import ModelError, SpeakerError, TalksearchError
+from index.library import UnknownRecording
+from index.writelock import LibraryBusyError
 from ingest.media import MEDIA_SUFFIXES, encode_clip
 from ingest.records import Recording
 from ingest.subtitles import FORMATS
 
 from .config import Settings
 from .jobs import RESTARTED, Job, JobRunner, JobStore, QueueFullError
-from .schemas import (Deleted, Health, JobInfo, Problem, RecordingDetail, RecordingInfo, RecordingMetadata, SearchHit,
-                      SearchBody, SearchQuery, SpeakerInfo, SpeakerRename, Stats, TranscriptFile)
+from .schemas import (Deleted, Health, JobInfo, Problem, RecordingDetail, RecordingInfo, RecordingMetadata, SearchBody,
+                      SearchHit, SearchQuery, SpeakerInfo, SpeakerRename, Stats, TranscriptFile)
 from .service import Talksearch
 from .uploads import Intake, check_audio, check_transcript, form_body, form_metadata
 
@@ -71,7 +72,7 @@ KEY_COOKIE = "talksearch_key"
 """Read endpoints also take the key from this cookie, so <audio> elements can fetch protected media."""
 MAX_CLIP_SECONDS = 600.0
 STALE_UPLOAD_SECONDS = 600.0
-_BUSY = {QueueFullError: 429, LibraryBusyError: 503, ModelError: 503}
+_STATUS = {UnknownRecording: 404, QueueFullError: 429, LibraryBusyError: 503, ModelError: 503}
 CLIP_TYPES = {"ogg": "audio/ogg", "mp3": "audio/mpeg", "wav": "audio/wav"}
 TRANSCRIPT_TYPES = {"json": "application/json", "srt": "application/x-subrip; charset=utf-8", "vtt": "text/vtt; charset=utf-8"}
 TRANSCRIPT_SUFFIXES = frozenset(f".{fmt}" for fmt in FORMATS)
@@ -119,7 +120,7 @@ class Backend:
 
     def maintain(self) -> None:
         try:
-            self.service.library.maintain()
+            self.service.maintain()
         except Exception as exc:  # noqa: BLE001 - a background chore: searches go on without it, the next write retries
             log.warning("library maintenance skipped: %s", exc)
 
@@ -136,11 +137,9 @@ class Backend:
         for name in set(job.files) - kept - waiting:
             Path(name).unlink(missing_ok=True)
 
-    def recording(self, recording_id: str) -> Recording:
-        recording = self.service.by_id(recording_id)
-        if recording is None:
-            raise HTTPException(404, f"no recording {recording_id!r}")
-        return recording
+    def recording(self, ref: str) -> Recording:
+        """By id, unique id prefix or title, as the CLI finds it (404 for none)."""
+        return self.service.resolve(ref)
 
     def media(self, recording: Recording) -> Path:
         path = self.service.media_path(recording)
@@ -314,7 +313,7 @@ def _single_values(request: Request) -> None:
 
 router = APIRouter(responses={400: {"model": Problem}, 413: {"model": Problem, "description": "a body over the limit"},
                               422: {"model": Problem}}, dependencies=[Depends(_single_values)])
-Id = Annotated[str, PathParam(description="recording id (see GET /recordings); never a path")]
+Id = Annotated[str, PathParam(description="recording id (see GET /recordings), a unique start of one, or a title; never a path")]
 
 
 @router.get("/", include_in_schema=False)
@@ -337,13 +336,7 @@ def stats(b: Backend = Depends(backend)) -> dict:
 
 
 def _search(request: Request, b: Backend, query: SearchQuery) -> list[dict]:
-    chosen = [b.recording(r).id for r in query.recording] if query.recording else None
-    if b.service.is_empty():
-        return []
-    hits = b.service.search(query.q, query.k, query.lang, chosen, mode=query.mode, event=query.event,
-                            session=query.session, speaker=query.speaker,
-                            date_from=query.date_from and query.date_from.isoformat(),
-                            date_to=query.date_to and query.date_to.isoformat())
+    hits = b.service.search(query.request())
     playable = {rid: b.service.by_id(rid) for rid in {h.recording_id for h in hits}}
     out = []
     for hit in hits:
@@ -433,7 +426,7 @@ def media(recording_id: Id, b: Backend = Depends(backend)) -> FileResponse:
               responses=UNKNOWN)
 def edit(request: Request, recording_id: Id, changes: RecordingMetadata, b: Backend = Depends(backend)) -> dict:
     """Correct what is known about a recording; fields left out stay as they are."""
-    return _recording_info(request, b.service.edit(b.recording(recording_id).id, **changes.given()))
+    return _recording_info(request, b.service.edit(b.recording(recording_id).id, changes.metadata()))
 
 
 @router.get("/recordings/{recording_id}/speakers", response_model=list[SpeakerInfo], tags=["recordings"],
@@ -521,9 +514,10 @@ def job(job_id: str, b: Backend = Depends(backend)) -> dict:
 
 # -- the app ---------------------------------------------------------------------------------------
 def _talksearch_error(request: Request, exc: TalksearchError) -> JSONResponse:
-    """A user error is 400; a busy or unready server says so, and when to come back."""
-    status = next((code for kind, code in _BUSY.items() if isinstance(exc, kind)), 400)
-    return JSONResponse({"detail": str(exc)}, status_code=status, headers={"Retry-After": "30"} if status != 400 else None)
+    """A user error is 400 (404 for a recording that is not there); a busy or unready server says
+    so, and when to come back."""
+    status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
+    return JSONResponse({"detail": str(exc)}, status_code=status, headers={"Retry-After": "30"} if status >= 429 else None)
 
 
 def _allowed(scope: Scope) -> set[str]:

@@ -7,31 +7,20 @@ import json
 import logging
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 from tqdm import tqdm
 
 from core.errors import TalksearchError
-from index.library import SEARCH_MODES
+from index.library import SEARCH_MODES, SearchRequest
+from index.ranking import SearchFilters
+from ingest.records import METADATA_FIELDS, Metadata
 from ingest.subtitles import FORMATS
 
 from .config import Settings
-from .service import Metadata, Talksearch, media_files
-
-# Piped output gets a fixed, wide layout instead of the 80-column default.
-console = Console(width=None if sys.stdout.isatty() else 140)
-
-
-def mmss(seconds: float) -> str:
-    """Times as a person reads them: m:ss, or h:mm:ss past an hour."""
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
+from .render import as_json, console, mmss, print_hits, print_recording_line, print_recordings, print_speakers, print_transcript
+from .service import Talksearch, media_files
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -45,10 +34,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_metadata(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--title")
-    parser.add_argument("--language", help="spoken language code (skip detection), e.g. ko, ru, en")
-    for name in ("event", "session", "speaker", "date"):
-        parser.add_argument(f"--{name}")
+    for f in fields(Metadata):
+        parser.add_argument(f"--{f.name}", help=f.metadata["help"])
 
 
 def _add_ray(parser: argparse.ArgumentParser) -> None:
@@ -140,101 +127,134 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def metadata_from(args: argparse.Namespace) -> Metadata:
-    return Metadata(args.title, args.language, args.event, args.session, args.speaker, args.date)
+    return Metadata(**{name: getattr(args, name) for name in METADATA_FIELDS})
 
 
-def marked(text: str, spans: list[list[int]], style: str = "") -> Text:
-    """Text with the words that matched the query in bold."""
-    rich_text = Text(text, style=style)
-    for start, end in spans:
-        rich_text.stylize("bold yellow", start, end)
-    return rich_text
+def request_from(args: argparse.Namespace) -> SearchRequest:
+    return SearchRequest(args.query, args.k, args.mode, SearchFilters(
+        language=args.lang, recordings=args.recording, event=args.event, session=args.session, speaker=args.speaker,
+        date_from=args.date_from, date_to=args.date_to))
 
 
-def print_hits(hits, as_json: bool, elapsed: float | None = None) -> None:
-    if as_json:
-        print(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=1))
-        return
-    table = Table(show_lines=True)
-    for column in ("#", "score", "recording", "time", "lang", "speaker", "said"):
-        table.add_column(column, overflow="fold")
-    for rank, hit in enumerate(hits, 1):
-        said = marked(hit.text, hit.highlights)
-        if hit.translation:
-            said.append("\n").append(marked(hit.translation, hit.translation_highlights, "dim"))
-        table.add_row(str(rank), f"≈{hit.score:.2f}" if hit.approximate else f"{hit.score:.3f}", f"{hit.title}\n[dim]{hit.recording_id}[/dim]",
-                      f"{mmss(hit.start)}–{mmss(hit.end)}", hit.language, hit.speaker or "", said)
-    console.print(table)
-    if elapsed is not None:
-        console.print(f"[dim]{len(hits)} hits in {elapsed * 1000:.0f} ms[/dim]")
+# -- commands without a library ----------------------------------------------------------------
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from .server import serve
+
+    return serve(settings)
 
 
-def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    if args.command == "serve":
-        from .server import serve
+def _eval(settings: Settings, args: argparse.Namespace) -> int:
+    from .evaluate import run_eval
 
-        return serve(settings)
-    if args.command == "eval":
-        from .evaluate import run_eval
+    return run_eval(settings, args)
 
-        return run_eval(settings, args)
-    if args.command == "migrate":
-        return _migrate(args.source, args.target)
-    if args.command == "demo":
-        from .demo_library import run_demo
 
-        return run_demo(settings, fresh=args.fresh, explicit_library=args.library is not None)
-    app = Talksearch(settings)
-    if args.command == "ingest":
-        return _ingest(app, args)
-    if args.command == "import-transcript":
-        outcome = app.import_transcript(args.file, args.recording, metadata_from(args), args.translation)
-        _report(outcome, args.file)
-    elif args.command == "search":
-        started = time.perf_counter()
-        hits = app.search(args.query, args.k, args.lang, [app.library.resolve(r).id for r in args.recording or []] or None,
-                          mode=args.mode, event=args.event, session=args.session, speaker=args.speaker,
-                          date_from=args.date_from, date_to=args.date_to)
-        print_hits(hits, args.json, None if args.json else time.perf_counter() - started)
-    elif args.command == "list":
-        _list(app, args.json)
-    elif args.command == "show":
-        recording, transcript = app.recording(args.recording)
-        console.print(f"[bold]{recording.title}[/bold]  {recording.id}  {recording.language}  {mmss(recording.duration)}  {recording.source}")
-        names = {v.label: v.shown for v in app.speakers(recording.id)[1]}
-        for segment in transcript.segments:
-            who = f"[magenta]{escape(names.get(segment.speaker, segment.speaker))}:[/magenta] " if segment.speaker else ""
-            console.print(f"[cyan]{mmss(segment.start)}–{mmss(segment.end)}[/cyan] [{segment.language}] {who}{segment.text}",
-                          highlight=False)
-            if segment.translation:
-                console.print(f"             [dim]{segment.translation}[/dim]", highlight=False)
-    elif args.command == "export":
-        text = app.export(args.recording, args.format)
-        if args.output:
-            args.output.write_text(text, encoding="utf-8")
-        else:
-            sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    elif args.command == "edit":
-        meta = metadata_from(args)
-        changed = app.edit(args.recording, title=meta.title, language=meta.language, event=meta.event,
-                           session=meta.session, speaker=meta.speaker, date=meta.date)
-        console.print(f"{changed.id}: {changed.title} | {changed.event or '-'} | {changed.session or '-'} | "
-                      f"{changed.speaker or '-'} | {changed.date or '-'} | {changed.language}", highlight=False)
-    elif args.command == "speakers":
-        _speakers(app, args)
-    elif args.command == "delete":
-        gone = app.delete(args.recording)
-        console.print(f"deleted {gone.id} ({gone.title})")
-    elif args.command == "reindex":
-        console.print(f"re-embedded {app.library.reindex()} chunks with {settings.embed_model}")
-    elif args.command == "check":
-        return _check(app, args.repair)
-    elif args.command == "models":
-        started = time.perf_counter()
-        app.warm_up()
-        console.print(f"whisper {settings.whisper_model} and {settings.embed_model} ready in {settings.models_dir} "
-                      f"({time.perf_counter() - started:.1f} s)")
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from .demo_library import run_demo
+
+    return run_demo(settings, fresh=args.fresh, explicit_library=args.library is not None)
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from index.store import StoreError, is_server, shown
+
+    if not is_server(args.target):
+        raise StoreError(f"--to takes a postgresql:// URI, not {args.target!r}")
+    from index.pgstore import migrate
+
+    started = time.perf_counter()
+    copied = migrate(args.source, args.target)
+    console.print(f"copied {copied['recordings']} recordings, {copied['chunks']} chunks and {copied['vectors']} vectors "
+                  f"from {args.source} to {shown(args.target)} in {time.perf_counter() - started:.1f} s; counts verified",
+                  highlight=False)
+    return 0
+
+
+# -- commands on a library -----------------------------------------------------------------------
+def _search(app: Talksearch, args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    hits = app.search(request_from(args))
+    if args.json:
+        as_json(hits)
+    else:
+        print_hits(hits, time.perf_counter() - started)
+    if not hits and app.is_empty():
+        print(f"talksearch: library {app.where} is empty: ingest or import recordings first", file=sys.stderr)
+    return 0
+
+
+def _import(app: Talksearch, args: argparse.Namespace) -> int:
+    _report(app.import_transcript(args.file, args.recording, metadata_from(args), args.translation), args.file)
+    return 0
+
+
+def _list(app: Talksearch, args: argparse.Namespace) -> int:
+    recordings = app.recordings()
+    as_json(recordings) if args.json else print_recordings(recordings)
+    return 0
+
+
+def _show(app: Talksearch, args: argparse.Namespace) -> int:
+    recording, transcript = app.recording(args.recording)
+    print_transcript(recording, transcript, {v.label: v.shown for v in app.speakers(recording.id)[1]})
+    return 0
+
+
+def _export(app: Talksearch, args: argparse.Namespace) -> int:
+    text = app.export(args.recording, args.format)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _edit(app: Talksearch, args: argparse.Namespace) -> int:
+    print_recording_line(app.edit(args.recording, metadata_from(args)))
+    return 0
+
+
+def _speakers(app: Talksearch, args: argparse.Namespace) -> int:
+    if args.rename:
+        app.rename_speaker(args.recording, *args.rename)
+    recording, voices = app.speakers(args.recording)
+    if args.json:
+        print(json.dumps([{**asdict(v), "shown": v.shown} for v in voices], ensure_ascii=False, indent=1))
+    else:
+        print_speakers(recording, voices)
+    return 0
+
+
+def _delete(app: Talksearch, args: argparse.Namespace) -> int:
+    gone = app.delete(args.recording)
+    console.print(f"deleted {gone.id} ({gone.title})")
+    return 0
+
+
+def _reindex(app: Talksearch, args: argparse.Namespace) -> int:
+    console.print(f"re-embedded {app.reindex()} chunks with {app.settings.embed_model}")
+    return 0
+
+
+def _check(app: Talksearch, args: argparse.Namespace) -> int:
+    """fsck-like: each finding and what repair does about it; exit 1 while anything is left."""
+    findings = app.check(args.repair)
+    for finding in findings:
+        action = ("repairing: " if args.repair else "--repair would ") + finding.repair if finding.repair else "cannot be repaired here"
+        console.print(f"{finding.problem} [dim]({action})[/dim]", highlight=False)
+    left = app.check() if args.repair and findings else findings
+    stats = app.stats()
+    console.print(f"{app.where}: {stats['recordings']} recordings, {stats['chunks']} chunks; "
+                  + ("no problems found" if not left else f"{len(left)} problems left"), highlight=False)
+    return 1 if left else 0
+
+
+def _models(app: Talksearch, args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    app.warm_up()
+    settings = app.settings
+    console.print(f"whisper {settings.whisper_model} and {settings.embed_model} ready in {settings.models_dir} "
+                  f"({time.perf_counter() - started:.1f} s)")
     return 0
 
 
@@ -309,63 +329,17 @@ def _ingest_on_ray(app: Talksearch, files: list[Path], meta: Metadata) -> int:
     return 1 if failures else 0
 
 
-def _migrate(source: Path, target: str) -> int:
-    from index.store import StoreError, is_server, shown
-
-    if not is_server(target):
-        raise StoreError(f"--to takes a postgresql:// URI, not {target!r}")
-    from index.pgstore import migrate
-
-    started = time.perf_counter()
-    copied = migrate(source, target)
-    console.print(f"copied {copied['recordings']} recordings, {copied['chunks']} chunks and {copied['vectors']} vectors "
-                  f"from {source} to {shown(target)} in {time.perf_counter() - started:.1f} s; counts verified", highlight=False)
-    return 0
+COMMANDS_WITHOUT_LIBRARY = {"serve": _serve, "eval": _eval, "demo": _demo, "migrate": _migrate}
+COMMANDS = {"ingest": _ingest, "import-transcript": _import, "search": _search, "list": _list, "show": _show,
+            "export": _export, "edit": _edit, "speakers": _speakers, "delete": _delete, "reindex": _reindex,
+            "check": _check, "models": _models}
 
 
-def _check(app: Talksearch, repair: bool) -> int:
-    """fsck-like: each finding and what repair does about it; exit 1 while anything is left."""
-    findings = app.check(repair)
-    for finding in findings:
-        action = ("repairing: " if repair else "--repair would ") + finding.repair if finding.repair else "cannot be repaired here"
-        console.print(f"{finding.problem} [dim]({action})[/dim]", highlight=False)
-    left = app.check() if repair and findings else findings
-    stats = app.stats()
-    console.print(f"{app.library.where}: {stats['recordings']} recordings, {stats['chunks']} chunks; "
-                  + ("no problems found" if not left else f"{len(left)} problems left"), highlight=False)
-    return 1 if left else 0
-
-
-def _speakers(app: Talksearch, args: argparse.Namespace) -> None:
-    if args.rename:
-        app.rename_speaker(args.recording, *args.rename)
-    recording, voices = app.speakers(args.recording)
-    if args.json:
-        print(json.dumps([{**asdict(v), "shown": v.shown} for v in voices], ensure_ascii=False, indent=1))
-        return
-    if not voices:
-        console.print(f"{recording.id} ({recording.title}): no speakers found (ingested without diarization)", highlight=False)
-        return
-    table = Table(title=f"{recording.title} ({recording.id})")
-    for column in ("speaker", "name", "talk time", "sample quote"):
-        table.add_column(column, overflow="fold")
-    for v in voices:
-        name = v.name or (f"[dim]sounds like {v.suggested}?[/dim]" if v.suggested else "")
-        table.add_row(v.label, name, mmss(v.seconds), escape(v.quote))
-    console.print(table)
-
-
-def _list(app: Talksearch, as_json: bool) -> None:
-    recordings = app.recordings()
-    if as_json:
-        print(json.dumps([asdict(r) for r in recordings], ensure_ascii=False, indent=1))
-        return
-    table = Table()
-    for column in ("id", "title", "lang", "length", "speaker", "added"):
-        table.add_column(column)
-    for r in recordings:
-        table.add_row(r.id, r.title, r.language, mmss(r.duration), r.speaker or "", r.added_at[:16])
-    console.print(table)
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    if args.command in COMMANDS_WITHOUT_LIBRARY:
+        return COMMANDS_WITHOUT_LIBRARY[args.command](settings, args)
+    return COMMANDS[args.command](Talksearch(settings), args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -373,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return run(args)
-    except (TalksearchError, ValueError) as exc:
+    except TalksearchError as exc:
         print(f"talksearch: error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # a file that cannot be read or written: say which, not a traceback

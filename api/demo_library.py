@@ -9,11 +9,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from index.catalog import Catalog
-from index.library import LibraryError
+from index.library import LibraryError, SearchRequest
+from ingest.records import Metadata
 
-from .cli import console, print_hits
 from .config import Settings
-from .service import Metadata, Talksearch
+from .render import console, print_hits
+from .service import Talksearch
 
 DEMO_DIR = Path(__file__).parent / "demo"
 DEFAULT_DEMO_LIBRARY = Path("talksearch-demo")
@@ -88,7 +89,7 @@ def run_demo(settings: Settings, fresh: bool = False, explicit_library: bool = F
     for example in EXAMPLES:
         console.print(f"\n[bold]talksearch search {example.query!r}[/bold]  [dim]{example.why}[/dim]")
         started = time.perf_counter()
-        hits = app.search(example.query, k=3)
-        print_hits(hits, as_json=False, elapsed=time.perf_counter() - started)
+        hits = app.search(SearchRequest(example.query, k=3))
+        print_hits(hits, elapsed=time.perf_counter() - started)
     console.print(f"\nTry your own: talksearch search \"...\" --library {settings.library}")
     return 0

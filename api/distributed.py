@@ -39,12 +39,13 @@ import numpy as np
 import ray
 from ray.util.queue import Queue
 
-from ingest.diarize import Diarization
 from core.errors import NoSpeechError, TalksearchError
+from ingest.diarize import Diarization
+from ingest.records import Metadata
 from ingest.transcribe import Heard, assemble
 
 from .config import Settings
-from .service import Metadata, Outcome, Prepared, Talksearch, recording_id
+from .service import Outcome, Prepared, Talksearch, recording_id
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from rich.table import Table
 
 from index.evaluation import Judgement, LabelledQuery, aggregate, judge, load_queries, metric_names, subsets
-from index.library import SEARCH_MODES
+from index.library import SEARCH_MODES, SearchRequest
 
-from .cli import console
 from .config import Settings
+from .render import console
 from .service import Talksearch
 
 
@@ -41,10 +41,10 @@ def run_mode(app: Talksearch, labels: list[LabelledQuery], mode: str, k: int) ->
     unavailable rather than ending the comparison of the others."""
     run = ModeRun()
     try:
-        app.search(labels[0].query, k, mode=mode)  # untimed: model loading stays out of the latency
+        app.search(SearchRequest(labels[0].query, k, mode))  # untimed: model loading stays out of the latency
         for label in labels:
             started = time.perf_counter()
-            hits = app.search(label.query, k, mode=mode)
+            hits = app.search(SearchRequest(label.query, k, mode))
             run.seconds.append(time.perf_counter() - started)
             run.judgements.append(judge(label, hits))
     except Exception as exc:  # noqa: BLE001 - any failure makes just this mode unavailable

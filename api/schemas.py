@@ -13,8 +13,9 @@ from typing import Annotated, Literal, get_type_hints
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from index.catalog import Speaker
-from index.library import SEARCH_MODES, Hit
-from ingest.records import Recording, Segment
+from index.library import SEARCH_MODES, Hit, SearchRequest
+from index.ranking import SearchFilters
+from ingest.records import Metadata, Recording, Segment
 
 from .jobs import Job
 
@@ -90,7 +91,7 @@ class SearchQuery(BaseModel):
                    description='what was said, in any language; in double quotes, that exact phrase')
     k: Whole = Field(10, ge=1, le=100, description="how many hits at most")
     lang: str | None = Field(None, description="only hits spoken in this language (ISO 639-1, e.g. ko)")
-    recording: list[str] | None = Field(None, description="only these recording ids")
+    recording: list[str] | None = Field(None, description="only these recordings: ids, unique id prefixes or titles")
     date_from: Day | None = Field(None, alias="from", description="only recordings dated on or after this day")
     date_to: Day | None = Field(None, alias="to", description="only recordings dated on or before this day")
     event: str | None = Field(None, description="only recordings of this event (any case)")
@@ -99,6 +100,13 @@ class SearchQuery(BaseModel):
                                 "recording's speaker where its voices are unnamed")
     mode: Literal[SEARCH_MODES] = Field("hybrid", description="keywords and meaning fused, or one alone")
 
+    def request(self) -> SearchRequest:
+        """The search both front ends hand the service."""
+        filters = SearchFilters(language=self.lang, recordings=self.recording, event=self.event, session=self.session,
+                                speaker=self.speaker, date_from=self.date_from and self.date_from.isoformat(),
+                                date_to=self.date_to and self.date_to.isoformat())
+        return SearchRequest(self.q, self.k, self.mode, filters)
+
 
 class SearchBody(SearchQuery):
     """Body of ``POST /search``: the same filters, as JSON."""
@@ -106,21 +114,24 @@ class SearchBody(SearchQuery):
     model_config = ConfigDict(populate_by_name=True, strict=True)
 
 
-class RecordingMetadata(BaseModel):
-    """What may be said about a recording, at upload or later (``PATCH``); absent fields stay as they are."""
+def _rule(spec: dict) -> tuple[type, object]:
+    """A metadata field's pydantic type and constraints, from its declaration in ``Metadata``."""
+    rules = {k: v for k, v in spec.items() if k in ("min_length", "max_length", "pattern")}
+    return (Day if spec.get("day") else str) | None, Field(None, description=spec["help"], **rules)
 
+
+class _Given(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    title: str | None = Field(None, min_length=1, max_length=300)
-    language: str | None = Field(None, pattern=r"^[a-z]{2,3}$", description="spoken language code: en, ru, ko, ...")
-    event: str | None = Field(None, max_length=300)
-    session: str | None = Field(None, max_length=300)
-    speaker: str | None = Field(None, max_length=300)
-    date: Day | None = None
+    def metadata(self) -> Metadata:
+        """As the service takes it (days as YYYY-MM-DD); absent fields None."""
+        return Metadata(**{name: str(value) for name, value in self.model_dump(exclude_none=True).items()})
 
-    def given(self) -> dict[str, str]:
-        """The fields that were set, as the catalog stores them (dates as YYYY-MM-DD)."""
-        return {name: str(value) for name, value in self.model_dump(exclude_none=True).items()}
+
+RecordingMetadata = create_model(
+    "RecordingMetadata", __base__=_Given,
+    __doc__="What may be said about a recording, at upload or later (``PATCH``); absent fields stay as they are.",
+    **{f.name: _rule(f.metadata) for f in dataclass_fields(Metadata)})
 
 
 RecordingInfo = _mirror(Recording, "RecordingInfo", "A recording in the catalog.", {

@@ -7,27 +7,26 @@ import logging
 import os
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
 import numpy as np
 
+from core.errors import MediaError, SpeakerError, TalksearchError
+from core.files import content_hash
+from index.catalog import Speaker
 from index.embedder import Embedder, EmbedderSettings
 from index.indexing import embed_views
-from index.library import Hit, Library, LibraryError
-from core.validation import iso_date
-from index.ranking import FusionSettings, SearchFilters
-from index.catalog import Speaker
+from index.library import Hit, Library, LibraryError, SearchRequest
+from index.ranking import FusionSettings
 from index.store import Finding
 from index.vectors import View
 from ingest.align import attach
 from ingest.chunking import chunk_transcript
 from ingest.diarize import Diarization, ResemblyzerDiarizer, assign, suggest
-from core.errors import MediaError, SpeakerError, TalksearchError
-from core.files import content_hash
 from ingest.media import SAMPLE_RATE, AudioSource, is_media_file, load_audio
-from ingest.records import Chunk, Recording, Transcript
+from ingest.records import Chunk, Metadata, Recording, Transcript
 from ingest.subtitles import read_transcript, write_transcript
 from ingest.transcribe import Transcriber, WhisperSettings
 
@@ -37,22 +36,6 @@ if TYPE_CHECKING:  # Ray is imported only when ingest runs on it
     from .distributed import Cluster
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Metadata:
-    """What a user may say about a recording at ingest (and edit later)."""
-
-    title: str | None = None
-    language: str | None = None
-    event: str | None = None
-    session: str | None = None
-    speaker: str | None = None
-    date: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.date is not None:
-            iso_date(self.date)
 
 
 @dataclass
@@ -150,14 +133,14 @@ class Talksearch:
     def remember_voices(self, recording: str, diarization: Diarization) -> None:
         """Keep the recording's voices, each with the name of the closest named voice in the
         library when that one is close enough to be suggested (see ``suggest``)."""
-        suggested = suggest(self.library.store.records.registry(), diarization.voices)
-        self.library.store.records.set_speakers(recording, diarization.voices, suggested)
+        suggested = suggest(self.library.voice_registry(), diarization.voices)
+        self.library.set_speakers(recording, diarization.voices, suggested)
 
     # The steps of ``ingest``, which a Ray driver runs around its workers (api/distributed.py).
     def known(self, path: Path) -> tuple[str, Recording | None]:
         """The file's content hash, and the recording already made from the same bytes (if any)."""
         digest = content_hash(path)
-        return digest, self.library.store.records.by_hash(digest)
+        return digest, self.library.by_hash(digest)
 
     def source(self, path: Path) -> AudioSource:
         """The media to transcribe, opened once the library is known to accept this embedding model."""
@@ -174,12 +157,12 @@ class Talksearch:
                         diarization: Diarization | None = None) -> Outcome:
         """Store what was made of ``path``, with its voices; bytes that another ingest stored
         meanwhile are not stored twice."""
-        existing = self.library.store.records.by_hash(digest)
+        existing = self.library.by_hash(digest)
         if existing is not None:
             return Outcome(existing, added=False)
         recording = self._recording(digest, path, name, prepared.transcript, meta, has_media=True)
         chunks = self._store(recording, prepared)
-        self.library.store.set_meta("whisper_model", self.settings.whisper_model)
+        self.library.remember("whisper_model", self.settings.whisper_model)
         if diarization is not None:
             self.remember_voices(recording.id, diarization)
         return Outcome(recording, added=True, chunks=chunks)
@@ -193,7 +176,7 @@ class Talksearch:
         with self._as_sent(names):
             transcript = read_transcript(path, meta.language, translation, self.max_seconds)
             digest = content_hash(media or path)
-            existing = self.library.store.records.by_hash(digest)
+            existing = self.library.by_hash(digest)
             if existing is not None:
                 return Outcome(existing, added=False)
             if media is not None:  # decoded only now: a known file costs nothing, and the media must play
@@ -231,22 +214,30 @@ class Talksearch:
         return len(prepared.chunks)
 
     # -- reading ----------------------------------------------------------------------------
-    def search(self, query: str, k: int = 10, language: str | None = None, recordings: list[str] | None = None,
-               mode: str = "hybrid", **metadata: str | None) -> list[Hit]:
-        """``metadata`` filters: event, session, speaker, date_from, date_to (see SearchFilters)."""
-        return self.library.search(query, k, SearchFilters(language, recordings, **metadata), mode)
+    def search(self, request: SearchRequest) -> list[Hit]:
+        """The same answer whichever front end asks: recordings named by id, id prefix or title;
+        no hits (not an error) from an empty library."""
+        if self.library.is_empty():
+            return []
+        chosen = request.filters.recordings
+        filters = replace(request.filters, recordings=[self.resolve(r).id for r in chosen] if chosen else None)
+        return self.library.search(request.query, request.k, filters, request.mode)
+
+    def resolve(self, ref: str) -> Recording:
+        """A recording by id, unique id prefix or exact title."""
+        return self.library.resolve(ref)
 
     def recordings(self) -> list[Recording]:
-        return self.library.store.records.recordings()
+        return self.library.recordings()
 
     def recording(self, ref: str) -> tuple[Recording, Transcript]:
-        recording = self.library.resolve(ref)
-        return recording, self.library.store.records.transcript(recording.id)
+        recording = self.resolve(ref)
+        return recording, self.library.transcript(recording.id)
 
     def export(self, ref: str, fmt: str) -> str:
         """The transcript as SRT, VTT or JSON, each voice under its given name (or label)."""
         recording, transcript = self.recording(ref)
-        names = self.library.store.records.speaker_names({recording.id})
+        names = self.library.speaker_names({recording.id})
         for segment in transcript.segments:
             if segment.speaker is not None:
                 segment.speaker = names.get((recording.id, segment.speaker), segment.speaker)
@@ -254,8 +245,8 @@ class Talksearch:
 
     def speakers(self, ref: str) -> tuple[Recording, list[Speaker]]:
         """A recording's voices with their talk time and a sample quote."""
-        recording = self.library.resolve(ref)
-        return recording, self.library.store.records.speakers(recording.id)
+        recording = self.resolve(ref)
+        return recording, self.library.speakers(recording.id)
 
     def rename_speaker(self, ref: str, label: str, name: str | None) -> list[Speaker]:
         """Name one of a recording's voices (``label`` may also be its current name); None or an
@@ -266,8 +257,8 @@ class Talksearch:
             known = ", ".join(v.label for v in voices) or "none: it was not diarized"
             raise SpeakerError(f"recording {recording.id} has no speaker {label!r} (speakers: {known})")
         name = " ".join((name or "").split()) or None
-        self.library.store.records.rename_speaker(recording.id, match[0].label, name)
-        return self.library.store.records.speakers(recording.id)
+        self.library.rename_speaker(recording.id, match[0].label, name)
+        return self.library.speakers(recording.id)
 
     @property
     def media_dir(self) -> Path:
@@ -288,17 +279,26 @@ class Talksearch:
             path.unlink(missing_ok=True)
         return gone
 
-    def edit(self, ref: str, **changes: str | None) -> Recording:
-        """Set metadata after ingest (title, event, session, speaker, date, language); None leaves a field."""
-        Metadata(**changes)  # the same checks as at ingest
-        recording = self.library.resolve(ref)
-        self.library.store.update(recording.id, {k: v for k, v in changes.items() if v is not None})
-        return self.library.store.records.recording(recording.id)
+    def edit(self, ref: str, changes: Metadata) -> Recording:
+        """Set metadata after ingest; fields left None stay as they are."""
+        return self.library.update(self.resolve(ref).id, changes)
 
-    # -- for the HTTP API, where ids are exact and never paths ---------------------------------
     def by_id(self, recording_id: str) -> Recording | None:
-        """Exact id only: unlike ``recording``, no prefix or title matching."""
-        return self.library.store.records.recording(recording_id)
+        """Exact id only, None when there is none: is it (still) there?"""
+        return self.library.recording(recording_id)
+
+    def reindex(self) -> int:
+        """Re-embed every chunk with the configured model; how many."""
+        return self.library.reindex()
+
+    def maintain(self) -> None:
+        """Merge vector segments and train the approximate index when due."""
+        self.library.maintain()
+
+    @property
+    def where(self) -> str:
+        """The library, as messages name it (a URI without its password)."""
+        return self.library.where
 
     def media_path(self, recording: Recording) -> Path | None:
         """The recording's own media file as the catalog holds it; None for a transcript-only
@@ -309,12 +309,12 @@ class Talksearch:
         return path if path.is_file() else None
 
     def is_empty(self) -> bool:
-        """No chunk to search (cheap: never counts the library)."""
-        return not self.library.store.records.has_chunks()
+        """Nothing to search yet (cheap: never counts the library)."""
+        return self.library.is_empty()
 
     def stats(self) -> dict[str, float]:
         """Recordings, chunks and seconds of audio in the library."""
-        return self.library.store.counts()
+        return self.library.counts()
 
     def check(self, repair: bool = False) -> list[Finding]:
         """What the library finds damaged or inconsistent (fixed first, with ``repair``), and
@@ -357,4 +357,4 @@ def media_files(paths: list[Path]) -> list[Path]:
     return found
 
 
-__all__ = ["Talksearch", "Metadata", "Outcome", "media_files", "TalksearchError", "LibraryError"]
+__all__ = ["Talksearch", "Outcome", "media_files", "TalksearchError", "LibraryError"]

@@ -18,15 +18,14 @@ from python_multipart.multipart import parse_options_header
 
 from core.errors import TalksearchError
 from ingest.media import probe
+from ingest.records import METADATA_FIELDS, Metadata
 from ingest.subtitles import read_transcript
 
-from .schemas import (RecordingMetadata)
-from .service import Metadata, client_names, stored_name
-
+from .schemas import RecordingMetadata
+from .service import client_names, stored_name
 
 FIELD_LIMIT = 2000
 MAX_FIELDS = 20
-METADATA_FIELDS = tuple(RecordingMetadata.model_fields)
 
 
 @dataclass
@@ -190,7 +189,7 @@ def form_metadata(fields: dict[str, str]) -> Metadata:
         given = RecordingMetadata.model_validate({name: fields[name] for name in METADATA_FIELDS if fields.get(name)})
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
-    return Metadata(**given.given())
+    return given.metadata()
 
 
 def _refuse_unreadable(check: Callable[[], object], names: dict[Path, str]) -> None:

@@ -28,8 +28,9 @@ import numpy as np
 
 from api.config import Settings
 from api.demo_library import DEMO_DIR, demo_talks
-from api.service import Metadata, Talksearch
+from api.service import Talksearch
 from ingest.media import SAMPLE_RATE, AudioSource, load_audio
+from ingest.records import Metadata
 
 # (workers, CPUs each) measured on a Ray cluster of 2 CPUs.
 LAYOUTS = ((1, 1), (2, 1), (1, 2))

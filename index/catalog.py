@@ -20,7 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from core.errors import UserError
-from ingest.records import Chunk, Recording, Segment, Transcript, Word
+from ingest.records import METADATA_FIELDS, Chunk, Recording, Segment, Transcript, Word
 
 from .ranking import SearchFilters
 
@@ -163,8 +163,10 @@ class SqlRecords(ABC):
 
     def find(self, ref: str) -> list[Recording]:
         """Recordings matching an id, an id prefix, or an exact title (what a user types)."""
-        rows = self._rows("SELECT * FROM recordings WHERE id = ? OR id LIKE ? OR title = ?",
-                          (ref, ref.replace("%", "") + "%", ref))
+        if not ref:
+            return []
+        prefix = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"  # a typed "%" or "_" is no wildcard
+        rows = self._rows("SELECT * FROM recordings WHERE id = ? OR id LIKE ? ESCAPE '\\' OR title = ?", (ref, prefix, ref))
         exact = [r for r in rows if r["id"] == ref]
         return [self._recording(r) for r in (exact or rows)]
 
@@ -209,7 +211,7 @@ class SqlRecords(ABC):
         wanted = set(keys)
         return {(r["chunk_id"], r["view"]): (r["start"], r["end"]) for r in rows if (r["chunk_id"], r["view"]) in wanted}
 
-    EDITABLE = ("title", "event", "session", "speaker", "date", "language")
+    EDITABLE = METADATA_FIELDS
 
     def update(self, recording_id: str, changes: dict[str, str | None]) -> None:
         """Change a recording's descriptive fields (never its id, source or hash)."""

@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import numpy as np
 
+from core.errors import TalksearchError
 from ingest.align import render
 from ingest.chunking import sentences
-from core.errors import TalksearchError
 from ingest.records import Chunk, Recording, Transcript
 
 from .centering import RECIPE, LanguageCentering
@@ -21,6 +21,10 @@ from .vectors import ENGLISH, MAX_VIEWS, ORIGINAL, SENTENCE_VIEWS, View
 
 class LibraryError(TalksearchError):
     """The library cannot do what was asked (empty, unknown recording, wrong model)."""
+
+
+class UnknownRecording(LibraryError):
+    """No recording has that id, id prefix or title (a 404 over HTTP)."""
 
 
 def chunk_views(chunks: list[Chunk], transcript: Transcript, max_windows: int = 30) -> list[View]:

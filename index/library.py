@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ingest.records import Chunk, Recording, Transcript
+from ingest.records import Chunk, Metadata, Recording, Transcript
 
+from .catalog import Speaker
 from .centering import LanguageCentering
 from .clips import ClipShaper, Hit
 from .embedder import Embedder
-from .indexing import Indexer, LibraryError, chunk_views
+from .indexing import Indexer, LibraryError, UnknownRecording, chunk_views
 from .quotes import quoted
 from .ranking import FusionSettings, SearchFilters
 from .retrieval import Candidates, DenseRetriever, HybridRetriever, KeywordRetriever, QuoteRetriever, top
@@ -28,6 +30,16 @@ SEARCH_MODES = ("hybrid", "dense", "lexical")
 # Chunks (best by meaning and words) looked through for a quote no transcript holds exactly.
 NEAR_POOL = 50
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class SearchRequest:
+    """One search as either front end asks it (the CLI's flags, the HTTP query or body)."""
+
+    query: str
+    k: int = 10
+    mode: str = "hybrid"
+    filters: SearchFilters = field(default_factory=SearchFilters)
 
 
 class Library:
@@ -91,6 +103,22 @@ class Library:
         self.store.delete(recording.id)
         return recording
 
+    def update(self, recording_id: str, meta: Metadata) -> Recording:
+        """Set the given metadata fields of a recording; the others stay as they are."""
+        self.store.update(recording_id, meta.given())
+        return self.store.records.recording(recording_id)
+
+    def set_speakers(self, recording_id: str, voices: dict[str, np.ndarray], suggested: dict[str, str]) -> None:
+        """A recording's voices (label → mean embedding) and the names the registry suggests."""
+        self.store.records.set_speakers(recording_id, voices, suggested)
+
+    def rename_speaker(self, recording_id: str, label: str, name: str | None) -> None:
+        self.store.records.rename_speaker(recording_id, label, name)
+
+    def remember(self, key: str, value: str) -> None:
+        """Note something about how the library was built (e.g. the whisper model)."""
+        self.store.set_meta(key, value)
+
     def reindex(self) -> int:
         return self.indexer.reindex()
 
@@ -99,11 +127,42 @@ class Library:
         self.store.maintain()
 
     # -- reading ----------------------------------------------------------------------------
+    def recordings(self) -> list[Recording]:
+        return self.store.records.recordings()
+
+    def recording(self, recording_id: str) -> Recording | None:
+        """Exact id only (see ``resolve`` for prefixes and titles)."""
+        return self.store.records.recording(recording_id)
+
+    def by_hash(self, digest: str) -> Recording | None:
+        return self.store.records.by_hash(digest)
+
+    def transcript(self, recording_id: str) -> Transcript:
+        return self.store.records.transcript(recording_id)
+
+    def speakers(self, recording_id: str) -> list[Speaker]:
+        return self.store.records.speakers(recording_id)
+
+    def speaker_names(self, recording_ids: set[str]) -> dict[tuple[str, str], str]:
+        return self.store.records.speaker_names(recording_ids)
+
+    def voice_registry(self) -> dict[str, np.ndarray]:
+        """Every named voice in the library (name → mean voice), to suggest names for new ones."""
+        return self.store.records.registry()
+
+    def is_empty(self) -> bool:
+        """No chunk to search (cheap: never counts the library)."""
+        return not self.store.records.has_chunks()
+
+    def counts(self) -> dict[str, float]:
+        """Recordings, chunks and seconds of audio."""
+        return self.store.counts()
+
     def resolve(self, ref: str) -> Recording:
         """A recording by id, unique id prefix or exact title."""
         found = self.store.records.find(ref)
         if not found:
-            raise LibraryError(f"no recording {ref!r} in {self.where} (see 'talksearch list')")
+            raise UnknownRecording(f"no recording {ref!r} in {self.where} (see 'talksearch list')")
         if len(found) > 1:
             raise LibraryError(f"{ref!r} matches {len(found)} recordings: {', '.join(r.id for r in found[:5])}; give more of the id")
         return found[0]
@@ -142,4 +201,4 @@ class Library:
         return shaper.shape(top(retrieve(candidates), k), query, vector)
 
 
-__all__ = ["Library", "LibraryError", "Hit", "SEARCH_MODES", "chunk_views"]
+__all__ = ["Library", "LibraryError", "UnknownRecording", "Hit", "SEARCH_MODES", "SearchRequest", "chunk_views"]

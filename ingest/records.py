@@ -5,7 +5,9 @@ Times are seconds from the start of the recording.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+
+from core.validation import iso_date
 
 
 @dataclass
@@ -47,9 +49,38 @@ class Transcript:
     language_probability: float = 1.0
 
 
+def _described(help: str, **rules) -> object:
+    """A metadata field: None when not given; ``help`` for the CLI, ``rules`` for the HTTP schema."""
+    return field(default=None, metadata={"help": help, **rules})
+
+
+@dataclass
+class Metadata:
+    """What a person says about a recording: at ingest, in a later edit. This one field set feeds the
+    catalog's ``Recording``, what may be edited, the HTTP schema and the CLI's flags."""
+
+    title: str | None = _described("the recording's title (default: the file name)", min_length=1, max_length=300)
+    language: str | None = _described("spoken language code (skip detection), e.g. ko, ru, en", pattern=r"^[a-z]{2,3}$")
+    event: str | None = _described("the event it was recorded at", max_length=300)
+    session: str | None = _described("the session within the event", max_length=300)
+    speaker: str | None = _described("who speaks", max_length=300)
+    date: str | None = _described("the day it was recorded, YYYY-MM-DD", day=True)
+
+    def __post_init__(self) -> None:
+        if self.date is not None:
+            iso_date(self.date)
+
+    def given(self) -> dict[str, str]:
+        """The fields that were set."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+METADATA_FIELDS = tuple(f.name for f in fields(Metadata))
+
+
 @dataclass
 class Recording:
-    """Catalog entry for one talk, panel or interview."""
+    """Catalog entry for one talk, panel or interview: what the file is, plus its ``Metadata`` fields."""
 
     id: str
     title: str

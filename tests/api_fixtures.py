@@ -16,8 +16,9 @@ import httpx
 import pytest
 
 from api.config import Settings
-from api.service import Metadata, Talksearch
+from api.service import Talksearch
 from ingest.media import encode_clip
+from ingest.records import Metadata
 
 DEMO = Path(__file__).resolve().parents[1] / "api" / "demo"
 API_KEY = "test-key-not-secret"

@@ -20,7 +20,8 @@ from faster_whisper.audio import decode_audio
 from api.app import create_app
 from api.jobs import FAILED, SHUT_DOWN, JobRunner, JobStore
 from api.service import stored_name
-from index.library import Hit
+from core.errors import UserError
+from index.library import Hit, SearchRequest
 from api_fixtures import API_KEY, DEMO, cut_wav, wait_for_job
 
 pytest_plugins = ["api_fixtures"]
@@ -68,7 +69,7 @@ def test_health_and_stats(client):
 def test_search_hits_are_the_cli_hits_plus_where_to_play_them(client, demo_service, recording_ids):
     query = "smart traffic lights at intersections"
     hits = client.get("/search", params={"q": query, "k": 3}).json()
-    assert [{k: h[k] for k in HIT_FIELDS} for h in hits] == [asdict(h) for h in demo_service.search(query, 3)]
+    assert [{k: h[k] for k in HIT_FIELDS} for h in hits] == [asdict(h) for h in demo_service.search(SearchRequest(query, 3))]
     assert set(hits[0]) == {*HIT_FIELDS, "clip_url", "media_url"}
     top = hits[0]
     assert top["recording_id"] == recording_ids[RU] and top["language"] == "ru" and top["translation"]
@@ -152,6 +153,48 @@ def test_transcript_formats(client, recording_ids):
 def test_unknown_ids_are_404(client, path):
     response = client.get(path)
     assert response.status_code == 404 and response.json()["detail"]
+
+
+def test_recordings_are_named_as_the_cli_names_them(client, recording_ids):
+    """An id, a unique start of one, or a title: the same recording from the API as from the CLI;
+    a typed "%" or "_" is no wildcard."""
+    rid = recording_ids[KO]
+    title = client.get(f"/recordings/{rid}").json()["title"]
+    for ref in (rid[:6], title):
+        assert client.get(f"/recordings/{ref}").json()["id"] == rid
+    for wildcard in ("%25", "_"):
+        assert client.get(f"/recordings/{wildcard}").status_code == 404
+
+
+def test_the_cli_and_the_api_answer_a_request_alike(client, demo_service, recording_ids, capsys):
+    from api.cli import main
+
+    rid = recording_ids[RU]
+    params = {"q": "traffic lights", "k": 3, "recording": rid[:6], "mode": "hybrid"}
+    over_http = client.get("/search", params=params).json()
+    code = main(["search", params["q"], "--k", "3", "--recording", rid[:6], "--json",
+                 "--library", str(demo_service.settings.library)])
+    from_cli = json.loads(capsys.readouterr().out)
+    assert code == 0 and over_http and {h["recording_id"] for h in over_http} == {rid}
+    assert [{k: h[k] for k in HIT_FIELDS} for h in over_http] == from_cli
+
+
+def test_user_errors_are_4xx_and_internal_ones_500(demo_service):
+    """A UserError is the request's fault (400, its one line); any other exception is the server's."""
+    app = create_app(demo_service.settings, demo_service)
+
+    def bad_request():
+        raise UserError("dates are written YYYY-MM-DD, not '26/11/2026'")
+
+    def bug():
+        raise ValueError("an internal invariant broke")
+    app.add_api_route("/test-user-error", bad_request)
+    app.add_api_route("/test-bug", bug)
+    with TestClient(app, raise_server_exceptions=False, headers={"X-API-Key": API_KEY}) as local:
+        refused = local.get("/test-user-error")
+        broken = local.get("/test-bug")
+    assert refused.status_code == 400 and refused.json() == {"detail": "dates are written YYYY-MM-DD, not '26/11/2026'"}
+    assert broken.status_code == 500 and "invariant" not in broken.text
 
 
 # -- playback --------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from benchmarks.diarization import Voice, _pieces, _trimmed, build, der, matched_voices
+from index.library import SearchRequest
+from index.ranking import SearchFilters
 from ingest.diarize import (Diarization, DiarizationSettings, ResemblyzerDiarizer, Turn, assign, cluster, suggest,
                             turns, windows)
 from ingest.media import load_audio
@@ -165,6 +167,6 @@ def test_ingest_of_a_two_voice_talk_labels_segments_chunks_and_hits(real_app, tm
     robot_label = {s.speaker for s in transcript.segments if s.start >= robot_turn[0] - 0.3 and s.end <= robot_turn[1] + 0.3}
     assert len(robot_label) == 1 and robot_label != {s.speaker for s in transcript.segments if s.end < robot_turn[0]}
     real_app.rename_speaker(rid, robot_label.pop(), "Robo Reader")
-    hits = real_app.search("electric bicycles city card", k=5, recordings=[rid], speaker="robo reader")
+    hits = real_app.search(SearchRequest("electric bicycles city card", 5, filters=SearchFilters(recordings=[rid], speaker="robo reader")))
     assert hits and all(h.speaker == "Robo Reader" for h in hits)
     assert any("bicycle" in h.text.lower() for h in hits)

@@ -107,7 +107,8 @@ def test_files_ingested_on_the_cluster_once_each_and_searchable(head, clips, tmp
 
 
 def test_a_worker_killed_mid_task_is_restarted_and_every_file_stored_once(head, clips, real_settings, tmp_path):
-    from api.service import Metadata, Talksearch
+    from api.service import Talksearch
+    from ingest.records import Metadata
 
     address, process = head
     long_talk = DEMO / "en_ai_urban_services.opus"  # 40 s: a worker is caught transcribing it

@@ -116,10 +116,10 @@ class FakeApp:
     def recordings(self):
         return [SimpleNamespace(source=f"/media/talks/{name}") for name in ("a.opus", "b.opus", "c.flac", "d.flac")]
 
-    def search(self, query, k, language=None, recordings=None, mode="hybrid"):
-        if mode == "lexical":
+    def search(self, request):
+        if request.mode == "lexical":
             raise NotImplementedError("lexical search is not there yet")
-        return self.by_query[query][:k]
+        return self.by_query[request.query][:request.k]
 
 
 @pytest.fixture

@@ -9,15 +9,17 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from api_fixtures import API_KEY, DEMO
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.config import Settings
-from api.service import Metadata, Talksearch, stored_name
+from api.service import Talksearch, stored_name
 from api.uploads import check_audio
-from api_fixtures import API_KEY, DEMO
 from core.errors import MediaError, TalksearchError, TranscriptFormatError
+from index.library import SearchRequest
+from ingest.records import Metadata
 
 SPEECH = DEMO / "en_5g_pilots.opus"
 
@@ -134,7 +136,7 @@ def test_an_upload_is_titled_and_shown_by_the_name_it_was_sent_under(service, tm
     recording = service.by_id(added.recording.id)
     assert (recording.title, recording.source) == ("5G pilots briefing", "5G_pilots briefing.opus")
     assert service.media_path(recording) == media
-    assert service.search("pilots in three districts", k=1)[0].source == "5G_pilots briefing.opus"
+    assert service.search(SearchRequest("pilots in three districts", 1))[0].source == "5G_pilots briefing.opus"
 
     alone = stage(service, cues.replace(b"spring", b"autumn"), "notes_from the desk.srt")
     titled = service.import_transcript(alone, meta=Metadata(title="Desk notes"), names={alone: "notes_from the desk.srt"})

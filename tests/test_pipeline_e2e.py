@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from index.library import SearchRequest
+from index.ranking import SearchFilters
 from ingest.align import overlap
 
 pytestmark = pytest.mark.slow
@@ -86,7 +88,7 @@ def test_imported_korean_transcript_keeps_cue_times_and_english(demo_app, demo_t
 ])
 def test_search_ranks_the_right_clip_first(demo_app, demo_talks, query, talk_id, said_in):
     talk = demo_talks[talk_id]
-    hits = demo_app.search(query, k=5)
+    hits = demo_app.search(SearchRequest(query, 5))
     best = hits[0]
     assert best.title == talk["title"], [(h.title, h.score) for h in hits]
     spans = [talk["sentence_times"][i] for i in said_in]
@@ -95,7 +97,7 @@ def test_search_ranks_the_right_clip_first(demo_app, demo_talks, query, talk_id,
 
 
 def test_hits_follow_the_contract(demo_app):
-    hits = demo_app.search("adaptive signals at crossroads", k=3)
+    hits = demo_app.search(SearchRequest("adaptive signals at crossroads", 3))
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     for hit in hits:
         assert isinstance(hit.start, float) and isinstance(hit.end, float) and hit.start < hit.end
@@ -104,5 +106,5 @@ def test_hits_follow_the_contract(demo_app):
 
 
 def test_language_filter(demo_app):
-    hits = demo_app.search("city data", k=10, language="ru")
+    hits = demo_app.search(SearchRequest("city data", 10, filters=SearchFilters(language="ru")))
     assert hits and {h.language for h in hits} == {"ru"}

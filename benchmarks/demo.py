@@ -5,7 +5,7 @@ noisy, so compare numbers from the same run only):
 - search latency, warm in-process, per ranking mode, and cold from the command line;
 - peak memory.
 
-Run: ``python -m api.benchmark [--library DIR] [--repeat 20]``.
+Run: ``python -m benchmarks.demo [--library DIR] [--repeat 20]``.
 """
 from __future__ import annotations
 
@@ -19,11 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from index.library import SEARCH_MODES
-
-from .config import Settings
-from .demo_library import DEMO_DIR, build_demo, demo_talks
-from .service import Talksearch
+from api.config import Settings
+from api.demo_library import DEMO_DIR, build_demo, demo_talks
+from api.service import Talksearch
+from index.library import SEARCH_MODES, SearchRequest
 
 QUERIES = ["5G pilots", "умные светофоры", "주민을 위한 디지털 플랫폼", "smart traffic lights at intersections",
            "protection of personal data", "predicting water pipe failures", '"base stations"', "데이터 공개"]
@@ -53,10 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ingest: {audio:.0f} s of audio in {elapsed:.1f} s -> real-time factor {elapsed / audio:.3f} (transcribe + translate + index)")
 
     for query in QUERIES:  # first searches load the analysers and language means
-        app.search(query)
+        app.search(SearchRequest(query))
     print(f"search, warm, {len(QUERIES)} queries x {args.repeat}:")
     for mode in SEARCH_MODES:
-        times = [_timed(lambda: app.search(q, k=10, mode=mode)) * 1000 for q in QUERIES for _ in range(args.repeat)]
+        times = [_timed(lambda: app.search(SearchRequest(q, 10, mode))) * 1000 for q in QUERIES for _ in range(args.repeat)]
         times.sort()
         print(f"  {mode:8s} median {statistics.median(times):6.1f} ms   p95 {times[int(0.95 * len(times)) - 1]:6.1f} ms")
 
