@@ -33,7 +33,7 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import ray
@@ -45,7 +45,10 @@ from ingest.records import Metadata
 from ingest.transcribe import Heard, assemble
 
 from .config import Settings
-from .service import Outcome, Prepared, Talksearch, recording_id
+from .outcome import Outcome, Prepared, recording_id
+
+if TYPE_CHECKING:  # the driver hands its service's class to the workers, so this module never imports it
+    from .service import Talksearch
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +68,8 @@ class ClusterError(TalksearchError):
 class Worker:
     """Loads the models once; Ray restarts it (and reruns its tasks) if its process dies."""
 
-    def __init__(self, settings: Settings):
-        self.service = Talksearch(replace(settings, ray=None))
+    def __init__(self, service: type[Talksearch], settings: Settings):
+        self.service = service(replace(settings, ray=None))
         self.service.warm_up()
 
     def ready(self) -> tuple[str, int]:
@@ -124,7 +127,7 @@ class Cluster:
         count = settings.ray_workers or max(1, int(ray.cluster_resources().get("CPU", 1) // settings.ray_worker_cpus))
         self.board = Queue(actor_options={"num_cpus": 0})
         self.workers = [Worker.options(num_cpus=settings.ray_worker_cpus, max_restarts=RESTARTS, max_task_retries=-1)
-                        .remote(settings) for _ in range(count)]
+                        .remote(type(service), settings) for _ in range(count)]
         try:
             self.places = ray.get([w.ready.remote() for w in self.workers])
         except ray.exceptions.RayActorError as exc:

@@ -25,7 +25,7 @@ from typing import Callable
 
 from core.errors import TalksearchError
 
-from .service import Outcome
+from .outcome import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,9 @@ import logging
 import os
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Mapping
-
-import numpy as np
 
 from core.errors import MediaError, SpeakerError, TalksearchError
 from core.files import content_hash
@@ -21,40 +19,21 @@ from index.indexing import embed_views
 from index.library import Hit, Library, LibraryError, SearchRequest
 from index.ranking import FusionSettings
 from index.store import Finding
-from index.vectors import View
 from ingest.align import attach
 from ingest.chunking import chunk_transcript
 from ingest.diarize import Diarization, ResemblyzerDiarizer, assign, suggest
 from ingest.media import SAMPLE_RATE, AudioSource, is_media_file, load_audio
-from ingest.records import Chunk, Metadata, Recording, Transcript
+from ingest.records import Metadata, Recording, Transcript
 from ingest.subtitles import read_transcript, write_transcript
 from ingest.transcribe import Transcriber, WhisperSettings
 
 from .config import Settings
+from .outcome import Outcome, Prepared, recording_id
 
 if TYPE_CHECKING:  # Ray is imported only when ingest runs on it
     from .distributed import Cluster
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Outcome:
-    """Result of adding one file: the recording, and whether it was new."""
-
-    recording: Recording
-    added: bool
-    chunks: int = 0
-
-
-@dataclass
-class Prepared:
-    """A transcript ready to store: its English attached to its segments, cut into chunks, and
-    the chunks' views embedded. Made where the models are (here, or on a Ray worker)."""
-
-    transcript: Transcript
-    chunks: list[Chunk]
-    embedded: tuple[list[View], np.ndarray]
 
 
 class Talksearch:
@@ -323,11 +302,6 @@ class Talksearch:
         findings += [Finding(f"recording {r.id} ({r.title}): its media file is gone", "")
                      for r in self.recordings() if r.has_media and self.media_path(r) is None]
         return findings
-
-
-def recording_id(digest: str) -> str:
-    """A recording's id: the start of its content hash."""
-    return digest[:12]
 
 
 def stored_name(digest: str, filename: str) -> str:

@@ -23,7 +23,8 @@ from .indexing import Indexer, LibraryError, UnknownRecording, chunk_views
 from .quotes import quoted
 from .ranking import FusionSettings, SearchFilters
 from .retrieval import Candidates, DenseRetriever, HybridRetriever, KeywordRetriever, QuoteRetriever, top
-from .store import Finding, Store, open_store, shown, stored_dimension
+from .backends import open_store, stored_dimension
+from .store import Finding, Store, shown
 from .vectors import VectorSettings, View
 
 SEARCH_MODES = ("hybrid", "dense", "lexical")

@@ -51,8 +51,7 @@ from ingest.records import Chunk, Recording, Transcript
 from .catalog import SqlRecords, filter_sql
 from .lexical import Analyzer
 from .ranking import SearchFilters
-from .store import Finding, Store, StoreError, chunk_terms, open_store, sentence_terms, shown, windows
-from .store import stored_dimension as folder_dimension
+from .store import EmbeddedStore, Finding, Store, StoreError, chunk_terms, folder_dimension, sentence_terms, shown, windows
 from .vectors import SENTENCE_VIEWS, VectorSettings, View
 
 _SPEAKERS_UPGRADE = """
@@ -519,7 +518,7 @@ def migrate(folder: Path, uri: str) -> dict[str, float]:
     dimension = folder_dimension(folder)
     if dimension is None:
         raise StoreError(f"{folder} holds no vectors yet: nothing to migrate")
-    source = open_store(folder, dimension)
+    source = EmbeddedStore(folder, dimension)
     if source.needs_repair():
         raise StoreError(f"{folder} has damaged or missing vectors: run 'talksearch check --repair' on it first")
     target = PgStore(uri, dimension, source.analyzer)

@@ -372,13 +372,9 @@ def shown(location: str | Path) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username}@{host}" if parts.username else host))
 
 
-def stored_dimension(location: str | Path) -> int | None:
-    """The vector size an existing library was built with (None for a new one), without opening it."""
-    if is_server(location):
-        from .pgstore import stored_dimension as on_server
-
-        return on_server(str(location))
-    catalog_file = Path(location) / "catalog.sqlite"
+def folder_dimension(folder: Path) -> int | None:
+    """The vector size a library folder was built with (None for a new one), without opening it."""
+    catalog_file = folder / "catalog.sqlite"
     if not catalog_file.exists():
         return None
     probe = Catalog(catalog_file)
@@ -387,17 +383,3 @@ def stored_dimension(location: str | Path) -> int | None:
     finally:
         probe.close()
     return int(known) if known else None
-
-
-def open_store(location: str | Path, dimension: int, analyzer: Analyzer | None = None,
-               vector_settings: VectorSettings | None = None) -> Store:
-    """The one factory: a folder path opens (or creates) the embedded store, a ``postgresql://``
-    URI the PostgreSQL store (its driver is imported only then)."""
-    text = str(location)
-    if is_server(text):
-        from .pgstore import PgStore
-
-        return PgStore(text, dimension, analyzer, vector_settings)
-    if "://" in text:
-        raise StoreError(f"no store backend for {text.split('://')[0]!r} URLs; give a library folder or a postgresql:// URI")
-    return EmbeddedStore(Path(location), dimension, analyzer, vector_settings)

@@ -10,7 +10,8 @@ import pytest
 
 from api.cli import main
 from index.library import Library
-from index.store import StoreError, open_store, stored_dimension
+from index.backends import open_store, stored_dimension
+from index.store import StoreError
 from tests.test_search_quality import add_talk
 from tests.test_vectors import DIM, add_recording, unit
 

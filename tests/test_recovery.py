@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from index.library import Library
-from index.store import EmbeddedStore, StoreError, open_store
+from index.backends import open_store
+from index.store import EmbeddedStore, StoreError
 from index.vectors import MAX_VIEWS, VectorSettings
 from index.writelock import LibraryBusyError
 from tests.conftest import ROOT
@@ -150,7 +151,7 @@ WRITER = """
 import sys
 import numpy as np
 sys.path.insert(0, {root!r})
-from index.store import open_store
+from index.backends import open_store
 from index.vectors import VectorSettings
 from tests.test_vectors import DIM, add_recording
 store = open_store(sys.argv[1], DIM, vector_settings=VectorSettings(ann_min=150, merge_fanout=2))

@@ -9,7 +9,8 @@ import pytest
 from index.catalog import Catalog
 from index.library import Library
 from index.ranking import SearchFilters
-from index.store import EmbeddedStore, StoreError, open_store
+from index.backends import open_store
+from index.store import EmbeddedStore, StoreError
 from index.vectors import ENGLISH, MAX_VIEWS, ORIGINAL, VectorSettings, View
 from ingest.records import Chunk, Recording, Segment, Transcript, Word
 
