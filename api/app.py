@@ -109,7 +109,7 @@ class Backend:
             if time.time() - partial.stat().st_mtime > STALE_UPLOAD_SECONDS:
                 partial.unlink(missing_ok=True)
         self.runner = JobRunner(self.jobs, self.tidy)
-        if self.settings.api_key is None:
+        if self.settings.http.api_key is None:
             log.warning("no TALKSEARCH_API_KEY set: upload, import and delete are open to clients on this machine only")
         self.service.warm_up()
         self.service.stats()  # opens the library here, before request and job threads could race to open it
@@ -170,7 +170,7 @@ def is_loopback(host: str | None) -> bool:
 
 
 def _check_key(request: Request, presented: str | None, action: str) -> None:
-    expected = request.app.state.backend.settings.api_key
+    expected = request.app.state.backend.settings.http.api_key
     if expected is None:
         if not is_loopback(request.client.host if request.client else None):
             raise HTTPException(403, f"no API key is configured on this server, so only clients on the same machine may {action}")
@@ -192,7 +192,7 @@ def reader(request: Request, key: Annotated[str | None, Security(_key_header)] =
            bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
            cookie: Annotated[str | None, Security(_key_cookie)] = None) -> None:
     """Reads are open unless the server is configured to protect them."""
-    if request.app.state.backend.settings.protect_reads:
+    if request.app.state.backend.settings.http.protect_reads:
         _check_key(request, key or (bearer.credentials if bearer else None) or cookie, "read")
 
 
@@ -219,10 +219,10 @@ def _refusal(settings: Settings, method: str, headers: Headers, json_kb: int | N
     """Why a request is answered without being routed (see the module docstring), or None."""
     host = headers.get("host", "")
     name = _host_name(host)
-    if (settings.api_key is None or settings.allowed_hosts) and not (is_loopback(name) or name in settings.allowed_hosts):
+    if (settings.http.api_key is None or settings.http.allowed_hosts) and not (is_loopback(name) or name in settings.http.allowed_hosts):
         return HTTPException(400, f"Host {host!r} is not a name of this server "
                                   f"(localhost, 127.0.0.1, [::1] or one in TALKSEARCH_ALLOWED_HOSTS)")
-    if settings.api_key is None and method in WRITES and _cross_site(headers):
+    if settings.http.api_key is None and method in WRITES and _cross_site(headers):
         return HTTPException(403, "no API key is configured on this server, so it takes no changes from another site's page")
     declared = headers.get("content-length", "")
     if json_kb is not None and declared.isdigit() and int(declared) > json_kb * 1024:
@@ -259,7 +259,7 @@ class Guard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             settings = scope["app"].state.backend.settings
-            json_kb = None if _streams_its_body(scope) else settings.max_json_kb
+            json_kb = None if _streams_its_body(scope) else settings.http.max_json_kb
             refusal = _refusal(settings, scope["method"], Headers(scope=scope), json_kb)
             if refusal is not None:
                 await JSONResponse({"detail": refusal.detail}, refusal.status_code)(scope, receive, send)
@@ -323,7 +323,7 @@ def page() -> FileResponse:
 
 @router.get("/health", response_model=Health, tags=["service"])
 def health(b: Backend = Depends(backend)) -> dict:
-    writes = "loopback-only" if b.settings.api_key is None else "api-key"
+    writes = "loopback-only" if b.settings.http.api_key is None else "api-key"
     return {"status": "ok", "version": version("talksearch"), "writes": writes}
 
 
@@ -331,7 +331,7 @@ def health(b: Backend = Depends(backend)) -> dict:
 def stats(b: Backend = Depends(backend)) -> dict:
     counts = b.service.stats()
     return {"recordings": counts["recordings"], "chunks": counts["chunks"], "hours": round(counts["seconds"] / 3600, 3),
-            "whisper_model": b.settings.whisper_model, "embedding_model": b.settings.embed_model,
+            "whisper_model": b.settings.whisper.model, "embedding_model": b.settings.embedder.model,
             "jobs_waiting": len(b.jobs.unfinished())}
 
 
@@ -459,7 +459,7 @@ def delete(recording_id: Id, b: Backend = Depends(backend)) -> dict:
              openapi_extra=_form(UPLOAD_FILES, "file", "a recording (audio or video ffmpeg decodes) and what is known about it"))
 async def upload(request: Request, response: Response, b: Backend = Depends(backend)) -> dict:
     """Start transcribing an upload in the background; poll ``GET /jobs/{id}``."""
-    intake = await Intake(b.media_dir, UPLOAD_FILES, b.settings.max_upload_mb).read(request)
+    intake = await Intake(b.media_dir, UPLOAD_FILES, b.settings.http.max_upload_mb).read(request)
     try:
         file = intake.required("file")
         meta = form_metadata(intake.fields)
@@ -478,7 +478,7 @@ async def upload(request: Request, response: Response, b: Backend = Depends(back
                                  "an SRT/VTT/JSON transcript, optionally its English subtitles and its media"))
 async def import_transcript(request: Request, response: Response, b: Backend = Depends(backend)) -> dict:
     """Add a recording from an existing transcript (no speech recognition) in the background."""
-    intake = await Intake(b.media_dir, IMPORT_FILES, b.settings.max_upload_mb).read(request)
+    intake = await Intake(b.media_dir, IMPORT_FILES, b.settings.http.max_upload_mb).read(request)
     try:
         text, english, media_file = intake.required("transcript"), intake.files.get("translation"), intake.files.get("media")
         meta = form_metadata(intake.fields)
@@ -555,11 +555,11 @@ async def _lifespan(app: FastAPI):
 
 
 def _access(settings: Settings) -> str:
-    if settings.api_key is None:
+    if settings.http.api_key is None:
         return ("No API key is configured: this server answers only requests addressed to localhost, 127.0.0.1, [::1] "
                 "or TALKSEARCH_ALLOWED_HOSTS, and takes changes only from clients on its machine, never from another "
                 "site's page.")
-    reads = "Reads need it too." if settings.protect_reads else "Reads are open."
+    reads = "Reads need it too." if settings.http.protect_reads else "Reads are open."
     return f"Changes need the API key, as X-API-Key or Authorization: Bearer. {reads}"
 
 
@@ -570,10 +570,10 @@ def _document_access(schema: dict, settings: Settings) -> None:
         if not route.include_in_schema:
             continue
         guards = {dependency.dependency for dependency in route.dependencies}
-        refusable = writer in guards or (reader in guards and settings.protect_reads)
+        refusable = writer in guards or (reader in guards and settings.http.protect_reads)
         for method in route.methods:
             operation = schema["paths"][route.path_format][method.lower()]
-            if not refusable or settings.api_key is None:
+            if not refusable or settings.http.api_key is None:
                 operation.pop("security", None)
                 operation["responses"].pop("401", None)
             if not refusable:

@@ -232,7 +232,7 @@ def _delete(app: Talksearch, args: argparse.Namespace) -> int:
 
 
 def _reindex(app: Talksearch, args: argparse.Namespace) -> int:
-    console.print(f"re-embedded {app.reindex()} chunks with {app.settings.embed_model}")
+    console.print(f"re-embedded {app.reindex()} chunks with {app.settings.embedder.model}")
     return 0
 
 
@@ -253,7 +253,7 @@ def _models(app: Talksearch, args: argparse.Namespace) -> int:
     started = time.perf_counter()
     app.warm_up()
     settings = app.settings
-    console.print(f"whisper {settings.whisper_model} and {settings.embed_model} ready in {settings.models_dir} "
+    console.print(f"whisper {settings.whisper.model} and {settings.embedder.model} ready in {settings.models_dir} "
                   f"({time.perf_counter() - started:.1f} s)")
     return 0
 
@@ -270,7 +270,7 @@ def _report(outcome, path: Path) -> None:
 def _ingest(app: Talksearch, args: argparse.Namespace) -> int:
     files = media_files(args.paths)
     meta = metadata_from(args)
-    if app.settings.ray:
+    if app.settings.ray.address:
         try:
             return _ingest_on_ray(app, files, meta if len(files) == 1 else Metadata(**{**asdict(meta), "title": None}))
         finally:

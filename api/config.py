@@ -1,48 +1,57 @@
 """All settings in one place: defaults, overridden by TALKSEARCH_* environment variables,
-overridden by command-line flags. Passed down explicitly; nothing reads the environment later."""
+overridden by command-line flags. Passed down explicitly; nothing reads the environment later.
+
+Settings are nested by job, and each stage's own settings dataclass is its section, so every
+default is written once, where the stage that uses it is: ``whisper`` (ingest/transcribe.py),
+``embedder`` (index/embedder.py), ``chunking`` (ingest/chunking.py), ``fusion`` (index/ranking.py),
+``vectors`` (index/vectors.py); what only the front ends use is here (``ingest``, ``ray``, ``http``).
+The knobs users turn keep flat names (``KNOBS``): TALKSEARCH_<NAME> in the environment, the same
+name as a keyword to ``from_env`` and ``changed``.
+"""
 from __future__ import annotations
 
+import copy
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import UserError
-from index.embedder import DEFAULT_BACKEND, DEFAULT_EMBEDDER
-from models.whisper import DEFAULT_WHISPER, default_models_dir
+from index.embedder import EmbedderSettings
+from index.ranking import FusionSettings
+from index.vectors import VectorSettings
+from ingest.chunking import ChunkingSettings
+from ingest.transcribe import WhisperSettings
 
 
 @dataclass
-class Settings:
-    # The library folder: its records, unless ``store`` names a server; its uploaded media and job files always.
-    library: Path = Path("talksearch-library")
-    # Records, keyword terms and vectors in PostgreSQL with pgvector (a postgresql:// URI) instead of
-    # the library folder, so several servers and workers share them (see index/pgstore.py).
-    store: str | None = None
-    models_dir: Path = field(default_factory=default_models_dir)
-    whisper_model: str = DEFAULT_WHISPER
-    embed_model: str = DEFAULT_EMBEDDER
-    # onnx (float32, default), onnx-int8 (faster, slightly worse) or torch; see index/onnx_embedder.py.
-    embed_backend: str = DEFAULT_BACKEND
-    beam_size: int = 5
-    # Weight of keyword evidence against the vector ranking in hybrid search (0 = vectors alone).
-    lexical_weight: float = 1.0
+class IngestSettings:
+    """What adding a recording does beyond recognition."""
+
+    # An English rendering of speech in other languages (whisper's translate task).
     translate: bool = True
     # Longer recordings are refused (checked on the container's header, then while decoding).
     max_duration_hours: float = 4.0
-    # Media is decoded and transcribed this many minutes at a time, so memory stays bounded.
-    window_minutes: float = 10.0
-    device: str = "cpu"
-    # Tell speakers apart at ingest (ingest/diarize.py); ``speakers`` fixes their number (0: estimated).
+    # Tell speakers apart (ingest/diarize.py); ``speakers`` fixes their number (0: estimated).
     diarize: bool = True
     speakers: int = 0
-    # Transcribe on a Ray cluster: "auto" (the one running here), "local" (start one) or a head's
-    # address; None transcribes in this process (see api/distributed.py).
-    ray: str | None = None
-    # Ray workers to start (0: as many as the cluster's CPUs hold at ray_worker_cpus each).
-    ray_workers: int = 0
-    # CPUs (whisper threads) per Ray worker: two workers of one CPU did 1.46x the work of one of two.
-    ray_worker_cpus: int = 1
-    # HTTP API
+
+
+@dataclass
+class RaySettings:
+    """Transcribing on a Ray cluster (see api/distributed.py)."""
+
+    # "auto" (the one running here), "local" (start one) or a head's address; None: in this process.
+    address: str | None = None
+    # Workers to start (0: as many as the cluster's CPUs hold at ``worker_cpus`` each).
+    workers: int = 0
+    # CPUs (whisper threads) per worker: two workers of one CPU did 1.46x the work of one of two.
+    worker_cpus: int = 1
+
+
+@dataclass
+class HttpSettings:
+    """The HTTP API (see api/app.py for who may do what)."""
+
     api_key: str | None = None
     # Also require the key for searches, transcripts and media (a private archive on a shared server).
     protect_reads: bool = False
@@ -55,19 +64,64 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
 
+
+@dataclass
+class Settings:
+    # The library folder: its records, unless ``store`` names a server; its uploaded media and job files always.
+    library: Path = Path("talksearch-library")
+    # Records, keyword terms and vectors in PostgreSQL with pgvector (a postgresql:// URI) instead of
+    # the library folder, so several servers and workers share them (see index/pgstore.py).
+    store: str | None = None
+    whisper: WhisperSettings = field(default_factory=WhisperSettings)
+    embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
+    chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
+    fusion: FusionSettings = field(default_factory=FusionSettings)
+    vectors: VectorSettings = field(default_factory=VectorSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    ray: RaySettings = field(default_factory=RaySettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+
+    @property
+    def models_dir(self) -> Path:
+        return self.whisper.cache_dir
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
-        """Build from TALKSEARCH_<FIELD> variables, then apply non-None overrides (CLI flags)."""
+        """Build from TALKSEARCH_<KNOB> variables, then apply the overrides (CLI flags) that are not None."""
         environ = os.environ if environ is None else environ
-        settings = cls()
-        for f in fields(cls):
-            raw = environ.get(f"TALKSEARCH_{f.name.upper()}")
-            if raw is not None and raw != "":
-                setattr(settings, f.name, _coerce(f.name, raw, getattr(settings, f.name)))
-        for name, value in overrides.items():
-            if value is not None:
-                setattr(settings, name, _coerce(name, value, getattr(settings, name)) if isinstance(value, str) else value)
+        given = {name: environ[f"TALKSEARCH_{name.upper()}"] for name in KNOBS if environ.get(f"TALKSEARCH_{name.upper()}")}
+        return cls().changed(**given).changed(**{name: value for name, value in overrides.items() if value is not None})
+
+    def changed(self, **knobs) -> "Settings":
+        """A copy with these knobs (flat names, see ``KNOBS``) set; text is read as the knob's type."""
+        settings = copy.deepcopy(self)
+        for name, value in knobs.items():
+            if name not in KNOBS:
+                raise TypeError(f"no setting {name!r}")
+            for path in KNOBS[name]:
+                section, _, attribute = path.rpartition(".")
+                owner = getattr(settings, section) if section else settings
+                current = getattr(owner, attribute)
+                setattr(owner, attribute, _coerce(name, value, current) if isinstance(value, str) else value)
         return settings
+
+
+KNOBS: dict[str, tuple[str, ...]] = {
+    "library": ("library",), "store": ("store",),
+    "models_dir": ("whisper.cache_dir", "embedder.cache_dir"), "device": ("whisper.device", "embedder.device"),
+    "whisper_model": ("whisper.model",), "beam_size": ("whisper.beam_size",), "window_minutes": ("whisper.window_minutes",),
+    # onnx (float32, default), onnx-int8 (faster, slightly worse) or torch; see index/onnx_embedder.py.
+    "embed_model": ("embedder.model",), "embed_backend": ("embedder.backend",),
+    # Weight of keyword evidence against the vector ranking in hybrid search (0 = vectors alone).
+    "lexical_weight": ("fusion.lexical_weight",),
+    "chunk_min_seconds": ("chunking.min_seconds",), "chunk_max_seconds": ("chunking.max_seconds",),
+    "translate": ("ingest.translate",), "max_duration_hours": ("ingest.max_duration_hours",),
+    "diarize": ("ingest.diarize",), "speakers": ("ingest.speakers",),
+    "ray": ("ray.address",), "ray_workers": ("ray.workers",), "ray_worker_cpus": ("ray.worker_cpus",),
+    **{name: (f"http.{name}",) for name in ("api_key", "protect_reads", "max_upload_mb", "max_json_kb", "allowed_hosts",
+                                            "host", "port")},
+}
+"""Flat name (TALKSEARCH_<NAME>, a keyword of ``from_env``/``changed``) → the setting(s) it sets."""
 
 
 def _coerce(name: str, raw: str, current):

@@ -72,7 +72,7 @@ def _check_demo_library(folder: Path) -> None:
 
 def run_demo(settings: Settings, fresh: bool = False, explicit_library: bool = False) -> int:
     if not explicit_library:
-        settings = replace(settings, library=DEFAULT_DEMO_LIBRARY)
+        settings = settings.changed(library=DEFAULT_DEMO_LIBRARY)
     if fresh and settings.library.exists():
         _check_demo_library(settings.library)
         shutil.rmtree(settings.library)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -69,7 +69,7 @@ class Worker:
     """Loads the models once; Ray restarts it (and reruns its tasks) if its process dies."""
 
     def __init__(self, service: type[Talksearch], settings: Settings):
-        self.service = service(replace(settings, ray=None))
+        self.service = service(settings.changed(ray=None))
         self.service.warm_up()
 
     def ready(self) -> tuple[str, int]:
@@ -113,7 +113,7 @@ class _File:
 
 
 class Cluster:
-    """The driver: joins the cluster named by ``settings.ray`` and starts the workers."""
+    """The driver: joins the cluster named by ``settings.ray.address`` and starts the workers."""
 
     def __init__(self, service: Talksearch):
         self.service = service
@@ -121,12 +121,12 @@ class Cluster:
         self._joined = not ray.is_initialized()
         if self._joined:
             try:
-                ray.init(address=settings.ray, logging_level=logging.WARNING)
+                ray.init(address=settings.ray.address, logging_level=logging.WARNING)
             except (ConnectionError, ValueError, RuntimeError) as exc:
-                raise ClusterError(f"cannot join the Ray cluster {settings.ray!r}: {_line(exc)}") from exc
-        count = settings.ray_workers or max(1, int(ray.cluster_resources().get("CPU", 1) // settings.ray_worker_cpus))
+                raise ClusterError(f"cannot join the Ray cluster {settings.ray.address!r}: {_line(exc)}") from exc
+        count = settings.ray.workers or max(1, int(ray.cluster_resources().get("CPU", 1) // settings.ray.worker_cpus))
         self.board = Queue(actor_options={"num_cpus": 0})
-        self.workers = [Worker.options(num_cpus=settings.ray_worker_cpus, max_restarts=RESTARTS, max_task_retries=-1)
+        self.workers = [Worker.options(num_cpus=settings.ray.worker_cpus, max_restarts=RESTARTS, max_task_retries=-1)
                         .remote(type(service), settings) for _ in range(count)]
         try:
             self.places = ray.get([w.ready.remote() for w in self.workers])
@@ -209,7 +209,7 @@ class Cluster:
                     f.sent += 1
                     f.done[index] = 0.0
                     submit(f, index, lambda worker: worker.transcribe.remote(
-                        self.board.actor, (f.index, index), samples, offset, f.meta.language, self.service.settings.translate))
+                        self.board.actor, (f.index, index), samples, offset, f.meta.language, self.service.settings.ingest.translate))
                 if not running:
                     continue
                 finished, _ = ray.wait(list(running), num_returns=1, timeout=REPORT_SECONDS)
@@ -254,7 +254,7 @@ class Cluster:
             f.result = exc
             return
         f.expected = audio.declared or 0.0
-        f.windows = audio.windows(self.service.settings.window_minutes * 60)
+        f.windows = audio.windows(self.service.settings.whisper.window_minutes * 60)
 
     def _write(self, f: _File) -> Outcome | TalksearchError:
         """Store a finished file: the only place the library is written."""

@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 from core.errors import MediaError, SpeakerError, TalksearchError
 from core.files import content_hash
 from index.catalog import Speaker
-from index.embedder import Embedder, EmbedderSettings
+from index.embedder import Embedder
 from index.indexing import embed_views
 from index.library import Hit, Library, LibraryError, SearchRequest
-from index.ranking import FusionSettings
 from index.store import Finding
 from ingest.align import attach
 from ingest.chunking import chunk_transcript
@@ -25,7 +24,7 @@ from ingest.diarize import Diarization, ResemblyzerDiarizer, assign, suggest
 from ingest.media import SAMPLE_RATE, AudioSource, is_media_file, load_audio
 from ingest.records import Metadata, Recording, Transcript
 from ingest.subtitles import read_transcript, write_transcript
-from ingest.transcribe import Transcriber, WhisperSettings
+from ingest.transcribe import Transcriber
 
 from .config import Settings
 from .outcome import Outcome, Prepared, recording_id
@@ -41,27 +40,24 @@ class Talksearch:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.transcriber = Transcriber(WhisperSettings(model=settings.whisper_model, cache_dir=settings.models_dir,
-                                                       device=settings.device, beam_size=settings.beam_size,
-                                                       window_minutes=settings.window_minutes))
-        self.embedder = Embedder(EmbedderSettings(model=settings.embed_model, cache_dir=settings.models_dir,
-                                                  device=settings.device, backend=settings.embed_backend))
-        self.library = Library(settings.store or settings.library, self.embedder, fusion=FusionSettings(lexical_weight=settings.lexical_weight))
-        self.diarizer = ResemblyzerDiarizer(device=settings.device)
+        self.transcriber = Transcriber(settings.whisper)
+        self.embedder = Embedder(settings.embedder)
+        self.library = Library(settings.store or settings.library, self.embedder, fusion=settings.fusion, vectors=settings.vectors)
+        self.diarizer = ResemblyzerDiarizer(device=settings.whisper.device)
         self._cluster: Cluster | None = None
         self._joining = threading.Lock()  # the API's job thread joins the cluster; requests may close it
 
     def warm_up(self) -> None:
         """Load the models this process runs: not whisper when Ray workers transcribe."""
-        if not self.settings.ray:
+        if not self.settings.ray.address:
             self.transcriber.warm_up()
-            if self.settings.diarize:
+            if self.settings.ingest.diarize:
                 self.diarizer.warm_up()
         self.embedder.warm_up()
 
     @property
     def cluster(self) -> Cluster:
-        """The Ray cluster that transcribes (``settings.ray``), joined on first use."""
+        """The Ray cluster that transcribes (``settings.ray.address``), joined on first use."""
         with self._joining:
             if self._cluster is None:
                 from .distributed import Cluster
@@ -80,32 +76,32 @@ class Talksearch:
     @property
     def max_seconds(self) -> float:
         """The longest recording accepted, as media or as a transcript (max_duration_hours)."""
-        return self.settings.max_duration_hours * 3600
+        return self.settings.ingest.max_duration_hours * 3600
 
     def ingest(self, path: Path, meta: Metadata | None = None, progress: Callable[[float], None] | None = None,
                names: Mapping[Path, str] | None = None) -> Outcome:
         """Transcribe, translate, chunk and index one media file (on the Ray cluster when
-        ``settings.ray`` names one). Same bytes twice is a no-op.
+        ``settings.ray.address`` names one). Same bytes twice is a no-op.
         ``names``: what a client called the files it uploaded (see ``_recording``)."""
         meta, names = meta or Metadata(), names or {}
         with self._as_sent(names):
-            if self.settings.ray:
+            if self.settings.ray.address:
                 return self.cluster.ingest_one(path, meta, names.get(path), progress)
             digest, existing = self.known(path)
             if existing is not None:
                 return Outcome(existing, added=False)
             audio = self.source(path)
-            transcript = self.transcriber(audio, language=meta.language, translate=self.settings.translate, progress=progress)
+            transcript = self.transcriber(audio, language=meta.language, translate=self.settings.ingest.translate, progress=progress)
             diarization = self.diarize(audio, transcript)
             return self.add_transcribed(digest, path, names.get(path), meta, self.prepare(transcript, recording_id(digest)),
                                         diarization)
 
     def diarize(self, audio: AudioSource, transcript: Transcript) -> Diarization | None:
-        """Who speaks when (unless ``settings.diarize`` is off): each segment gets its speaker and
+        """Who speaks when (unless ``settings.ingest.diarize`` is off): each segment gets its speaker and
         segments are split where the speaker changes."""
-        if not self.settings.diarize:
+        if not self.settings.ingest.diarize:
             return None
-        diarization = self.diarizer(audio, speakers=self.settings.speakers or None)
+        diarization = self.diarizer(audio, speakers=self.settings.ingest.speakers or None)
         assign(transcript, diarization)
         return diarization
 
@@ -129,7 +125,7 @@ class Talksearch:
     def prepare(self, transcript: Transcript, recording: str) -> Prepared:
         """Attach the English, chunk and embed: everything before storing that needs no library."""
         attach(transcript.segments, transcript.translation)
-        chunks = chunk_transcript(transcript, recording)
+        chunks = chunk_transcript(transcript, recording, self.settings.chunking)
         return Prepared(transcript, chunks, embed_views(self.library.centering, chunks, transcript))
 
     def add_transcribed(self, digest: str, path: Path, name: str | None, meta: Metadata, prepared: Prepared,
@@ -141,7 +137,7 @@ class Talksearch:
             return Outcome(existing, added=False)
         recording = self._recording(digest, path, name, prepared.transcript, meta, has_media=True)
         chunks = self._store(recording, prepared)
-        self.library.remember("whisper_model", self.settings.whisper_model)
+        self.library.remember("whisper_model", self.settings.whisper.model)
         if diarization is not None:
             self.remember_voices(recording.id, diarization)
         return Outcome(recording, added=True, chunks=chunks)

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(folder)
     settings = Settings.from_env(library=folder)
     app = Talksearch(settings)
-    print(f"models: whisper {settings.whisper_model}, embeddings {settings.embed_model}; library {folder}")
+    print(f"models: whisper {settings.whisper.model}, embeddings {settings.embedder.model}; library {folder}")
     print(f"model load: {_timed(app.warm_up):.1f} s")
 
     audio = sum(t["duration_s"] for t in demo_talks() if t["media"] == "audio")

@@ -314,12 +314,12 @@ def speed(diarizer: ResemblyzerDiarizer, picked: list[Case]) -> dict:
     from ingest.transcribe import Transcriber, WhisperSettings
 
     settings = Settings()
-    transcriber = Transcriber(WhisperSettings(model=settings.whisper_model, cache_dir=settings.models_dir))
+    transcriber = Transcriber(WhisperSettings(model=settings.whisper.model, cache_dir=settings.models_dir))
     transcriber.warm_up()
     spent = {"transcription": 0.0, "diarization": 0.0, "audio": 0.0}
     for case in picked:
         started = time.perf_counter()
-        transcriber(case.audio, translate=settings.translate)
+        transcriber(case.audio, translate=settings.ingest.translate)
         spent["transcription"] += time.perf_counter() - started
         started = time.perf_counter()
         diarizer(case.audio)

@@ -21,7 +21,6 @@ import json
 import tempfile
 import time
 import wave
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +60,7 @@ def local(settings: Settings, files: list[Path]) -> dict:
 
 
 def on_ray(settings: Settings, files: list[Path], workers: int, cpus: int) -> dict:
-    app = Talksearch(replace(settings, ray="local", ray_workers=workers, ray_worker_cpus=cpus))
+    app = Talksearch(settings.changed(ray="local", ray_workers=workers, ray_worker_cpus=cpus))
     started = time.perf_counter()
     cluster = app.cluster
     loaded = time.perf_counter()
@@ -93,12 +92,12 @@ def main() -> None:
         files = write_files(folder, args.files)
         audio = sum(AudioSource(path).declared for path in files)
         settings = Settings.from_env()
-        rows = [local(replace(settings, library=folder / "local"), files)]
+        rows = [local(settings.changed(library=folder / "local"), files)]
         decoded = decode_rate(files)
         ray.init(num_cpus=2, logging_level="WARNING")
         try:
             for workers, cpus in LAYOUTS:
-                rows.append(on_ray(replace(settings, library=folder / f"ray{workers}x{cpus}"), files, workers, cpus))
+                rows.append(on_ray(settings.changed(library=folder / f"ray{workers}x{cpus}"), files, workers, cpus))
                 print(rows[-1], flush=True)
         finally:
             ray.shutdown()

@@ -145,9 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-speed", action="store_true", help="only the --long measurement")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
-    app = Settings.from_env()
-    current = WhisperSettings(model=app.whisper_model, cache_dir=app.models_dir, device=app.device,
-                              beam_size=app.beam_size, window_minutes=app.window_minutes)
+    current = Settings.from_env().whisper
     baseline = replace(current, **BASELINE)
     report: dict = {"settings": {"current": asdict(current), "baseline": asdict(baseline)}, "speed": {}, "long": None}
     with tempfile.TemporaryDirectory(prefix="talksearch-ingest-bench-") as tmp:

@@ -48,7 +48,7 @@ from core.errors import ModelError, NoSpeechError
 from .guards import keep_segment
 from .media import SAMPLE_RATE, AudioSource
 from .records import Segment, Transcript, Word
-from models.whisper import default_models_dir, resolve_whisper
+from models.whisper import DEFAULT_WHISPER, default_models_dir, resolve_whisper
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ _DETECTION_SECONDS = 30.0
 class WhisperSettings:
     """How Whisper is run; defaults measured to be safe on a 2-core CPU with the base model."""
 
-    model: str = "base"
+    model: str = DEFAULT_WHISPER
     cache_dir: Path = field(default_factory=default_models_dir)
     device: str = "cpu"
     compute_type: str = "int8"

@@ -72,7 +72,7 @@ def demo_app(real_settings):
     from api.demo_library import build_demo
     from api.service import Talksearch
 
-    app = Talksearch(replace(real_settings, library=real_settings.library.parent / "demo"))
+    app = Talksearch(real_settings.changed(library=real_settings.library.parent / "demo"))
     app.warm_up()
     build_demo(app)
     return app

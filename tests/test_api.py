@@ -275,7 +275,7 @@ def test_write_endpoints_need_the_key(app, anonymous, tmp_path):
 
 
 def test_without_a_key_only_this_machine_may_write(app, client, monkeypatch):
-    monkeypatch.setattr(app.state.backend.settings, "api_key", None)
+    monkeypatch.setattr(app.state.backend.settings.http, "api_key", None)
     remote = TestClient(app, client=REMOTE, base_url="http://localhost")  # without a key, Host must name this machine
     assert remote.get("/health").json()["writes"] == "loopback-only"
     refused = remote.delete("/recordings/000000000000")
@@ -285,7 +285,7 @@ def test_without_a_key_only_this_machine_may_write(app, client, monkeypatch):
 
 
 def test_reads_can_be_protected_too(app, anonymous, monkeypatch):
-    monkeypatch.setattr(app.state.backend.settings, "protect_reads", True)
+    monkeypatch.setattr(app.state.backend.settings.http, "protect_reads", True)
     assert anonymous.get("/search", params={"q": "city"}).status_code == 401
     assert anonymous.get("/recordings", headers={"X-API-Key": "guess"}).status_code == 403
     assert anonymous.get("/recordings", headers={"X-API-Key": API_KEY}).status_code == 200
@@ -323,7 +323,7 @@ def test_upload_must_be_multipart(client):
 
 
 def test_oversized_uploads_are_413(app, client, monkeypatch):
-    monkeypatch.setattr(app.state.backend.settings, "max_upload_mb", 1)
+    monkeypatch.setattr(app.state.backend.settings.http, "max_upload_mb", 1)
     before = staged_files(app)
     declared = client.post("/recordings", files={"file": ("big.wav", bytes(1_200_000))})
     assert declared.status_code == 413 and "1 MB" in declared.json()["detail"]

@@ -1,8 +1,13 @@
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from api.config import Settings
+from core.errors import UserError
+from index.ranking import FusionSettings
+from ingest.chunking import ChunkingSettings
+from ingest.transcribe import WhisperSettings
 
 
 def test_environment_then_flags():
@@ -10,11 +15,34 @@ def test_environment_then_flags():
            "TALKSEARCH_TRANSLATE": "false", "TALKSEARCH_LEXICAL_WEIGHT": "0.5"}
     settings = Settings.from_env(env, whisper_model="small", embed_model=None)
     assert settings.library == Path("/data/lib")
-    assert settings.whisper_model == "small"          # the flag beats the environment
-    assert settings.embed_model == "multilingual-e5-small"  # None means "not given"
-    assert settings.max_upload_mb == 20 and settings.translate is False and settings.lexical_weight == 0.5
+    assert settings.whisper.model == "small"          # the flag beats the environment
+    assert settings.embedder.model == "multilingual-e5-small"  # None means "not given"
+    assert settings.http.max_upload_mb == 20 and settings.ingest.translate is False and settings.fusion.lexical_weight == 0.5
 
 
 def test_bad_number_is_a_clear_error():
     with pytest.raises(ValueError, match="TALKSEARCH_PORT must be a whole number"):
         Settings.from_env({"TALKSEARCH_PORT": "eighty"})
+
+
+def test_one_setting_reaches_every_stage_that_uses_it():
+    """The models folder and device are one knob each, though whisper and the embedder both read them;
+    the stages' own settings are the sections, so their defaults are the only ones."""
+    settings = Settings.from_env({"TALKSEARCH_MODELS_DIR": "/models", "TALKSEARCH_CHUNK_MAX_SECONDS": "30"}, device="cuda")
+    assert settings.whisper.cache_dir == settings.embedder.cache_dir == settings.models_dir == Path("/models")
+    assert settings.whisper.device == settings.embedder.device == "cuda"
+    assert settings.chunking.max_seconds == 30.0 and settings.chunking == replace(ChunkingSettings(), max_seconds=30.0)
+    assert Settings().whisper == WhisperSettings() and Settings().fusion == FusionSettings()
+
+
+def test_changed_is_a_copy():
+    settings = Settings.from_env({})
+    other = settings.changed(ray="local", ray_workers="3", api_key=None)
+    assert (other.ray.address, other.ray.workers, settings.ray.address) == ("local", 3, None)
+    with pytest.raises(TypeError, match="no setting 'colour'"):
+        settings.changed(colour="red")
+
+
+def test_a_bad_number_is_a_user_error():
+    with pytest.raises(UserError):
+        Settings.from_env({"TALKSEARCH_BEAM_SIZE": "five"})

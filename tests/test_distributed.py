@@ -15,7 +15,6 @@ import tempfile
 import threading
 import time
 import wave
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +112,7 @@ def test_a_worker_killed_mid_task_is_restarted_and_every_file_stored_once(head, 
     address, process = head
     long_talk = DEMO / "en_ai_urban_services.opus"  # 40 s: a worker is caught transcribing it
     files = [long_talk, clips[0], clips[2]]
-    app = Talksearch(replace(real_settings, library=tmp_path / "lib", ray=address, ray_workers=2))
+    app = Talksearch(real_settings.changed(library=tmp_path / "lib", ray=address, ray_workers=2))
     killed: list[int] = []
 
     def kill_a_transcribing_worker() -> None:
@@ -167,7 +166,7 @@ def test_server_uploads_are_transcribed_on_the_cluster(head, clips, real_setting
     from tests.api_fixtures import wait_for_job
 
     address, process = head
-    settings = replace(real_settings, library=tmp_path / "lib", ray=address, ray_workers=1)
+    settings = real_settings.changed(library=tmp_path / "lib", ray=address, ray_workers=1)
     workers = lambda: {pid for pid in descendants(process.pid) if title(pid).startswith("ray::Worker")}  # noqa: E731
     before = workers()
     with TestClient(create_app(settings), base_url="http://localhost", client=("127.0.0.1", 50000)) as client:

@@ -28,7 +28,7 @@ CHUNK = 16 * 1024
 @pytest.fixture(scope="module")
 def app(demo_service):
     """No key configured: settings of its own over the shared library and models."""
-    return create_app(replace(demo_service.settings, api_key=None), demo_service)
+    return create_app(demo_service.settings.changed(api_key=None), demo_service)
 
 
 @pytest.fixture(scope="module")
@@ -78,16 +78,16 @@ def test_other_names_are_refused_without_a_key(app, local, victim, host):
 
 
 def test_allowed_hosts_add_names_and_turn_the_check_on_with_a_key(local, settings, monkeypatch):
-    assert Settings.from_env({"TALKSEARCH_ALLOWED_HOSTS": " Talks.LAN, archive.example ,"}).allowed_hosts == (
+    assert Settings.from_env({"TALKSEARCH_ALLOWED_HOSTS": " Talks.LAN, archive.example ,"}).http.allowed_hosts == (
         "talks.lan", "archive.example")
-    monkeypatch.setattr(settings, "allowed_hosts", ("talks.lan",))
+    monkeypatch.setattr(settings.http, "allowed_hosts", ("talks.lan",))
     assert local.get("/stats", headers={"Host": "talks.lan:8000"}).status_code == 200
     assert local.get("/stats", headers={"Host": "evil.example"}).status_code == 400
 
-    monkeypatch.setattr(settings, "api_key", "a-key")
+    monkeypatch.setattr(settings.http, "api_key", "a-key")
     assert local.get("/stats", headers={"Host": "evil.example"}).status_code == 400
     assert local.get("/stats", headers={"Host": "localhost"}).status_code == 200
-    monkeypatch.setattr(settings, "allowed_hosts", ())
+    monkeypatch.setattr(settings.http, "allowed_hosts", ())
     assert local.get("/stats", headers={"Host": "evil.example"}).status_code == 200  # the key protects
 
 
@@ -119,7 +119,7 @@ def test_the_page_served_here_and_clients_without_origin_may_write(local, victim
 
 
 def test_with_a_key_the_key_is_the_protection(local, settings, victim, monkeypatch):
-    monkeypatch.setattr(settings, "api_key", "a-key")
+    monkeypatch.setattr(settings.http, "api_key", "a-key")
     cross = {"Origin": "http://evil.example"}
     assert local.patch(f"/recordings/{victim}", json={"title": "x"}, headers=cross).status_code == 401
     keyed = local.patch(f"/recordings/{victim}", json={"title": "guarded copy"}, headers={**cross, "X-API-Key": "a-key"})
@@ -159,7 +159,7 @@ def test_json_bodies_are_refused_past_the_limit_before_being_read(app, local, me
 
 def test_the_json_limit_is_a_setting_and_spares_uploads(app, local, settings, monkeypatch):
     assert local.post("/search", json={"q": "city", "speaker": "x" * 60_000}).status_code == 200
-    monkeypatch.setattr(settings, "max_json_kb", 1)
+    monkeypatch.setattr(settings.http, "max_json_kb", 1)
     assert local.post("/search", json={"q": "city", "speaker": "x" * 2000}).status_code == 413
     before = staged(app)
     upload = local.post("/recordings", files={"file": ("big.wav", bytes(100_000))})  # over 1 KiB: its own limit applies

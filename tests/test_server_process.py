@@ -88,7 +88,7 @@ def test_uvicorn_gets_an_app_configured_from_the_environment(monkeypatch, tmp_pa
     monkeypatch.setenv("TALKSEARCH_API_KEY", "from-env")
     app = uvicorn.importer.import_from_string("api.app:app")
     settings = app.state.backend.settings
-    assert (settings.library, settings.api_key) == (tmp_path / "library", "from-env")
+    assert (settings.library, settings.http.api_key) == (tmp_path / "library", "from-env")
     assert module.app is app and not (tmp_path / "library").exists()  # nothing loaded or written until startup
 
 
