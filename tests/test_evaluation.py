@@ -1,5 +1,5 @@
 """The eval command's arithmetic on a tiny hand-computed example, query-file errors, subsets,
-and ``run_eval`` end to end with a fake service (no models)."""
+splits, language pairs, and ``run_eval`` end to end with a fake service (no models)."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 import api.evaluate
-from index.evaluation import Judgement, LabelledQuery, Span, aggregate, judge, load_queries, parse_query, scores, subsets
+from index.evaluation import (Judgement, LabelledQuery, Span, aggregate, aggregate_splits, judge, language_pair,
+                              load_queries, parse_query, scores, splits, subsets, with_pairs)
 
 
 def hit(source: str, start: float, end: float) -> SimpleNamespace:
@@ -18,12 +19,15 @@ def hit(source: str, start: float, end: float) -> SimpleNamespace:
 
 
 LABELS = [
-    LabelledQuery("q1", (Span("a.opus", 10, 20),), ("same-language", "en")),
-    LabelledQuery("q2", (Span("a.opus", 0, 5),), ("cross-lingual", "ru")),
+    LabelledQuery("q1", (Span("a.opus", 10, 20),), ("same-language", "en"), "tune"),
+    LabelledQuery("q2", (Span("a.opus", 0, 5),), ("cross-lingual", "ru"), "held-out"),
     parse_query({"query": '"q three"', "answers": [{"source": "c.flac", "start": 0, "end": 3},
-                                                   {"source": "d.flac", "start": 5, "end": 9}], "tags": ["same-language", "ko"]}),
-    LabelledQuery("q4", (Span("a.opus", 0, 5),), ("cross-lingual", "en")),
+                                                   {"source": "d.flac", "start": 5, "end": 9}], "tags": ["same-language", "ko"],
+                 "split": "tune"}),
+    LabelledQuery("q4", (Span("a.opus", 0, 5),), ("cross-lingual", "en"), "held-out"),
 ]
+# The recordings' languages as the library holds them: c.flac and d.flac say the same in Korean and Russian.
+LANGUAGES = {"a.opus": "en", "b.opus": "en", "c.flac": "ko", "d.flac": "ru"}
 HITS = [
     # right recording at 2 but the wrong time; right span at 3
     [hit("b.opus", 10, 20), hit("a.opus", 30, 40), hit("a.opus", 15, 25)],
@@ -73,6 +77,26 @@ def test_subsets_and_aggregation():
     assert per["quote"]["R@5"] == 1.0 and per["en"]["rec-R@1"] == 0.0
 
 
+def test_language_pairs_from_the_recordings_languages():
+    assert [language_pair(label, LANGUAGES) for label in LABELS] == ["en→en", "ru→en", "ko→ko", "en→en"]
+    both = LabelledQuery("q", (Span("c.flac", 0, 1), Span("d.flac", 0, 1)), ("en",))
+    assert language_pair(both, LANGUAGES) == "en→ko+ru"  # neither alternative is in the query's language
+    assert language_pair(LabelledQuery("q", (Span("gone.flac", 0, 1),), ("ru",)), LANGUAGES) == "ru→?"
+    assert language_pair(LabelledQuery("q", (Span("a.opus", 0, 1),), ("quote",)), LANGUAGES) is None  # no language tag
+    paired = with_pairs(LABELS, LANGUAGES)
+    assert paired[1].tags == ("cross-lingual", "ru", "ru→en") and paired[1].split == "held-out"
+    assert subsets(paired)["en→en"] == [0, 3]
+
+
+def test_splits_are_scored_apart():
+    assert splits(LABELS) == {"tune": [0, 2], "held-out": [1, 3]}
+    assert splits([LabelledQuery("q", (Span("a.opus", 0, 1),))]) == {}
+    per = aggregate_splits(LABELS, JUDGED, k=10)
+    assert per["tune"]["all"]["MRR@10"] == pytest.approx((1 / 3 + 1 / 2) / 2)
+    assert per["held-out"]["all"]["MRR@10"] == pytest.approx(1 / 2) and per["held-out"]["cross-lingual"]["R@1"] == 0.5
+    assert "quote" in per["tune"] and "quote" not in per["held-out"]  # a subset with no member in a split is absent there
+
+
 def test_empty_subset_scores_zero_not_error():
     assert scores([], k=10)["MRR@10"] == 0.0
 
@@ -90,6 +114,7 @@ def test_empty_subset_scores_zero_not_error():
     ('{"query": "q", "source": "a.opus", "start": 0, "end": 1, "tags": "en"}', "list of strings"),
     ('{"query": "q", "source": "a.opus", "start": 0, "end": 1, "tags": ["quote"]}', "not wrapped in double quotes"),
     ('{"query": "q", "source": "a.opus", "start": 0, "end": 1, "tags": ["same-language", "cross-lingual"]}', "not both"),
+    ('{"query": "q", "source": "a.opus", "start": 0, "end": 1, "split": "test"}', "'split' must be 'tune' or 'held-out'"),
 ])
 def test_load_errors_name_the_line(tmp_path, line, message):
     path = tmp_path / "q.jsonl"
@@ -106,6 +131,14 @@ def test_load_missing_and_empty_files(tmp_path):
         load_queries(tmp_path / "empty.jsonl")
 
 
+def test_a_file_splits_every_query_or_none(tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"query": "a", "source": "a.opus", "start": 0, "end": 1, "split": "held-out"}\n'
+                    '{"query": "b", "source": "a.opus", "start": 0, "end": 1}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="q.jsonl: give every query a 'split' or none"):
+        load_queries(path)
+
+
 class FakeApp:
     """Answers each query with its fixed hits; the lexical mode is 'not implemented yet'."""
 
@@ -114,7 +147,7 @@ class FakeApp:
         self.by_query = {label.query: hits for label, hits in zip(LABELS, HITS)}
 
     def recordings(self):
-        return [SimpleNamespace(source=f"/media/talks/{name}") for name in ("a.opus", "b.opus", "c.flac", "d.flac")]
+        return [SimpleNamespace(source=f"/media/talks/{name}", language=language) for name, language in LANGUAGES.items()]
 
     def search(self, query, k, language=None, recordings=None, mode="hybrid"):
         if mode == "lexical":
@@ -126,7 +159,8 @@ class FakeApp:
 def queries_file(tmp_path, monkeypatch):
     monkeypatch.setattr(api.evaluate, "Talksearch", FakeApp)
     path = tmp_path / "dev.jsonl"
-    rows = [{"query": label.query, "answers": [vars(a) for a in label.answers], "tags": list(label.tags)} for label in LABELS]
+    rows = [{"query": label.query, "answers": [vars(a) for a in label.answers], "tags": list(label.tags), "split": label.split}
+            for label in LABELS]
     path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     return path
 
@@ -142,11 +176,17 @@ def test_run_eval_json(queries_file, capsys):
     assert result["modes"]["lexical"] == {"available": False, "error": "NotImplementedError: lexical search is not there yet"}
     assert result["modes"]["dense"]["metrics"]["all"]["MRR@10"] == pytest.approx(11 / 24)
     assert [q["rank"]["dense"] for q in result["per_query"]] == [3, 1, 2, None]
+    assert result["splits"] == {"tune": {"all": 2, "same-language": 2, "quote": 1, "en": 1, "ko": 1, "en→en": 1, "ko→ko": 1},
+                                "held-out": {"all": 2, "cross-lingual": 2, "en": 1, "ru": 1, "en→en": 1, "ru→en": 1}}
+    assert result["subsets"]["en→en"] == 2 and result["per_query"][1]["split"] == "held-out"
+    held_out = result["modes"]["dense"]["splits"]["held-out"]
+    assert held_out["all"]["MRR@10"] == pytest.approx(1 / 2) and held_out["ru→en"]["R@1"] == 1.0
 
 
 def test_run_eval_table_and_bad_modes(queries_file, capsys):
     assert api.evaluate.run_eval(SimpleNamespace(library="lib"), eval_args(queries_file, json=False, modes="dense")) == 0
     out = capsys.readouterr().out
     assert "cross-lingual" in out and "0.458" in out and "mean search latency" in out
+    assert "held-out" in out and "ru→en" in out and "2 / 2 / 4" in out  # n per split, then all
     with pytest.raises(ValueError, match="unknown mode"):
         api.evaluate.run_eval(SimpleNamespace(library="lib"), eval_args(queries_file, modes="dense,bm25"))
