@@ -39,15 +39,18 @@ def parse_modes(text: str) -> list[str]:
     return list(dict.fromkeys(modes))
 
 
-def run_mode(app: Talksearch, labels: list[LabelledQuery], mode: str, k: int) -> ModeRun:
+def run_mode(app: Talksearch, labels: list[LabelledQuery], mode: str, k: int,
+             languages: list[str | None] | None = None) -> ModeRun:
     """Every query in one mode. A mode that raises (not implemented yet, broken) is reported as
-    unavailable rather than ending the comparison of the others."""
+    unavailable rather than ending the comparison of the others. ``languages``: each query's
+    search language filter (none given: unfiltered)."""
+    languages = languages or [None] * len(labels)
     run = ModeRun()
     try:
-        app.search(labels[0].query, k, mode=mode)  # untimed: model loading stays out of the latency
-        for label in labels:
+        app.search(labels[0].query, k, language=languages[0], mode=mode)  # untimed: model loading stays out of the latency
+        for label, language in zip(labels, languages):
             started = time.perf_counter()
-            hits = app.search(label.query, k, mode=mode)
+            hits = app.search(label.query, k, language=language, mode=mode)
             run.seconds.append(time.perf_counter() - started)
             run.judgements.append(judge(label, hits))
     except Exception as exc:  # noqa: BLE001 - any failure makes just this mode unavailable

@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
 
 import api.evaluate
+from benchmarks.subtitles import PAIRED, measure, sample_queries, subtitle_files
 from index.evaluation import (Judgement, LabelledQuery, Span, aggregate, aggregate_splits, judge, language_pair,
                               load_queries, parse_query, scores, splits, subsets, with_pairs)
+from ingest.subtitles import read_transcript
+from tests.conftest import needs_fixtures
 
 
 def hit(source: str, start: float, end: float) -> SimpleNamespace:
@@ -190,3 +194,94 @@ def test_run_eval_table_and_bad_modes(queries_file, capsys):
     assert "held-out" in out and "ru→en" in out and "2 / 2 / 4" in out  # n per split, then all
     with pytest.raises(ValueError, match="unknown mode"):
         api.evaluate.run_eval(SimpleNamespace(library="lib"), eval_args(queries_file, modes="dense,bm25"))
+
+
+EN_SRT = """1
+00:00:01,000 --> 00:00:04,000
+Thank you very much for coming
+
+2
+00:00:05,000 --> 00:00:09,000
+Today I will show you how to light up LEDs with Python.
+
+3
+00:00:10,000 --> 00:00:11,000
+Who am I?
+
+4
+00:00:12,000 --> 00:00:16,000
+"I work on the Python developer tools team"
+
+5
+00:00:20,000 --> 00:00:24,000
+Thank you very much for coming
+"""
+KO_SRT = """1
+00:00:01,000 --> 00:00:04,000
+와 주셔서 정말 감사합니다
+
+2
+00:00:05,000 --> 00:00:07,000
+오늘은 파이썬으로 LED를 켜는 법을
+
+3
+00:00:07,000 --> 00:00:09,000
+여러분께 보여드리려고 합니다
+
+4
+00:00:10,000 --> 00:00:11,000
+제가 누구냐고요?
+"""
+ELSEWHERE_SRT = """1
+00:00:02,000 --> 00:00:03,000
+와 주셔서 정말 감사합니다
+"""
+
+
+@pytest.fixture
+def subtitle_cues(tmp_path):
+    """Two languages of one talk on one clock, and a Korean-only talk, read as the benchmark reads them."""
+    files = {("leds", "en"): EN_SRT, ("leds", "ko"): KO_SRT, ("other", "ko"): ELSEWHERE_SRT}
+    cues = {}
+    for (talk, language), text in files.items():
+        (tmp_path / talk).mkdir(exist_ok=True)
+        path = tmp_path / talk / f"{language}.srt"
+        path.write_text(text, encoding="utf-8")
+        cues[talk, language] = read_transcript(path, language).segments
+    return cues
+
+
+def test_subtitle_queries_ask_for_the_same_moment_in_the_other_language(subtitle_cues):
+    asked = sample_queries(subtitle_cues, per_pair=10)
+    # kept: one English cue (short, repeated and quoted ones are not) and the two long Korean ones;
+    # the Korean thanks are said in the other talk too, and 제가 누구냐고요 has 7 syllables
+    assert sorted((a.label.tags, a.label.query, a.language) for a in asked) == [
+        (("en→ko",), "Today I will show you how to light up LEDs with Python.", "ko"),
+        (("ko→en",), "여러분께 보여드리려고 합니다", "en"),
+        (("ko→en",), "오늘은 파이썬으로 LED를 켜는 법을", "en")]
+    english = next(a.label for a in asked if a.language == "ko")
+    assert english.answers == (Span("leds.ko.srt", 2.0, 12.0),)  # the cue padded by 3 s, in the Korean recording
+    assert next(a.label for a in asked if a.label.query.startswith("오늘")).answers == (Span("leds.en.srt", 2.0, 10.0),)
+    # the Korean cues 5-7 s and 7-9 s both fall within the English cue's padded span
+    assert all(english.answers[0].matches(SimpleNamespace(source="/lib/subtitles/leds.ko.srt", start=c.start, end=c.end))
+               for c in subtitle_cues["leds", "ko"][1:3])
+
+
+def test_subtitle_sampling_is_seeded(subtitle_cues):
+    one = [a.label.query for a in sample_queries(subtitle_cues, per_pair=1, seed=1)]
+    assert one == [a.label.query for a in sample_queries(subtitle_cues, per_pair=1, seed=1)]
+    assert len(one) == 2  # one per direction
+    assert {a.label.query for seed in range(20) for a in sample_queries(subtitle_cues, per_pair=1, seed=seed)} == {
+        "Today I will show you how to light up LEDs with Python.", "여러분께 보여드리려고 합니다", "오늘은 파이썬으로 LED를 켜는 법을"}
+
+
+@pytest.mark.slow
+@needs_fixtures("subtitles/pyconkr2020/committee_one_step_further")
+def test_subtitle_benchmark_on_one_talk(real_settings, tmp_path):
+    """The benchmark end to end with the real models, one talk (about 130 chunks) and no distractors."""
+    files = {talk: path for talk, path in subtitle_files([PAIRED]).items() if talk[0] == "committee_one_step_further"}
+    result = measure(replace(real_settings, library=tmp_path / "lib"), files, per_pair=10, modes=("hybrid", "lexical"))
+    assert result["library"]["recordings"] == 2 and result["subsets"] == {"all": 20, "en→ko": 10, "ko→en": 10}
+    hybrid = result["modes"]["hybrid"]["metrics"]
+    assert hybrid["all"]["rec-R@1"] == 1.0  # one talk per language: every first hit is in it
+    assert hybrid["en→ko"]["R@10"] >= 0.5 and hybrid["ko→en"]["R@10"] >= 0.5
