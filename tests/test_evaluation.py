@@ -284,4 +284,5 @@ def test_subtitle_benchmark_on_one_talk(real_settings, tmp_path):
     assert result["library"]["recordings"] == 2 and result["subsets"] == {"all": 20, "en→ko": 10, "ko→en": 10}
     hybrid = result["modes"]["hybrid"]["metrics"]
     assert hybrid["all"]["rec-R@1"] == 1.0  # one talk per language: every first hit is in it
-    assert hybrid["en→ko"]["R@10"] >= 0.5 and hybrid["ko→en"]["R@10"] >= 0.5
+    assert hybrid["en→ko"]["R@10"] >= 0.5 and hybrid["ko→en"]["R@10"] >= 0.5  # measured 1.0 both ways
+    assert result["modes"]["lexical"]["available"]
