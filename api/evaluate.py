@@ -84,8 +84,8 @@ def _counts(labels: list[LabelledQuery]) -> dict[str, int]:
 
 
 def print_report(result: dict) -> None:
-    """Rows: each metric within each subset; columns: the modes, each split beside all queries
-    (held-out last before all, where the eye lands). The best mode per row and part is bold."""
+    """Rows: each metric within each subset; columns: per mode, each split and then all queries.
+    The best mode per row and part is bold."""
     modes, parts = result["modes"], [*result["splits"], "all"]
 
     def metrics(mode: dict, part: str) -> dict:

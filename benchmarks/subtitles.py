@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--library", type=Path, help="build the library here, or reuse the one built here")
     parser.add_argument("--json", type=Path, help="also write the report here (with each query's rank)")
     args = parser.parse_args(argv)
+    if args.queries < 1:
+        parser.error("--queries must be at least 1")
     files = subtitle_files([PAIRED, DISTRACTORS])
     if not files:
         parser.error(f"no subtitles under {SUBTITLES}")
@@ -149,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     print_report(result)
-    print(f"library: {result['library']}")
+    built = result["library"]
+    print(f"library: {built['recordings']} recordings, {built['chunks']} chunks, built in {built['build_seconds']} s")
     return 0
 
 
