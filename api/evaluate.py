@@ -1,5 +1,7 @@
 """``talksearch eval``: run a labelled query set against a library in each ranking mode and
-print recall@k, MRR and nDCG side by side, so a ranking change is judged on numbers."""
+print recall@k, MRR and nDCG side by side, so a ranking change is judged on numbers: for all
+queries and, when the file splits them, for the tuning part and the held-out part beside it; per
+subset, language pairs (``en→ru``) included."""
 from __future__ import annotations
 
 import argparse
@@ -11,8 +13,10 @@ from pathlib import Path
 
 from rich.table import Table
 
-from index.evaluation import Judgement, LabelledQuery, aggregate, judge, load_queries, metric_names, subsets
+from index.evaluation import (Judgement, LabelledQuery, aggregate, aggregate_splits, judge, load_queries, metric_names,
+                              splits, subsets, with_pairs)
 from index.library import SEARCH_MODES, SearchRequest
+from index.ranking import SearchFilters
 
 from .config import Settings
 from .render import console
@@ -36,15 +40,18 @@ def parse_modes(text: str) -> list[str]:
     return list(dict.fromkeys(modes))
 
 
-def run_mode(app: Talksearch, labels: list[LabelledQuery], mode: str, k: int) -> ModeRun:
+def run_mode(app: Talksearch, labels: list[LabelledQuery], mode: str, k: int,
+             languages: list[str | None] | None = None) -> ModeRun:
     """Every query in one mode. A mode that raises (not implemented yet, broken) is reported as
-    unavailable rather than ending the comparison of the others."""
+    unavailable rather than ending the comparison of the others. ``languages``: each query's
+    search language filter (none given: unfiltered)."""
+    languages = languages or [None] * len(labels)
     run = ModeRun()
     try:
-        app.search(SearchRequest(labels[0].query, k, mode))  # untimed: model loading stays out of the latency
-        for label in labels:
+        app.search(SearchRequest(labels[0].query, k, mode, SearchFilters(language=languages[0])))  # untimed: model loading stays out of the latency
+        for label, language in zip(labels, languages):
             started = time.perf_counter()
-            hits = app.search(SearchRequest(label.query, k, mode))
+            hits = app.search(SearchRequest(label.query, k, mode, SearchFilters(language=language)))
             run.seconds.append(time.perf_counter() - started)
             run.judgements.append(judge(label, hits))
     except Exception as exc:  # noqa: BLE001 - any failure makes just this mode unavailable
@@ -53,36 +60,60 @@ def run_mode(app: Talksearch, labels: list[LabelledQuery], mode: str, k: int) ->
 
 
 def report(labels: list[LabelledQuery], runs: dict[str, ModeRun], k: int) -> dict:
-    """Everything ``--json`` prints: counts, metrics per mode and subset, and each query's rank
-    per mode (where the ranking work should look)."""
+    """Everything ``--json`` prints: counts, metrics per mode and subset (``metrics``: all
+    queries; ``splits``: each split's own, when the file has them), and each query's rank per mode
+    (where the ranking work should look)."""
     modes = {}
     for mode, run in runs.items():
         if run.error is not None:
             modes[mode] = {"available": False, "error": f"{type(run.error).__name__}: {run.error}"}
         else:
             modes[mode] = {"available": True, "latency_ms": round(1000 * sum(run.seconds) / len(run.seconds), 1),
-                           "metrics": aggregate(labels, run.judgements, k)}
+                           "metrics": aggregate(labels, run.judgements, k), "splits": aggregate_splits(labels, run.judgements, k)}
     ok = {mode: run for mode, run in runs.items() if run.error is None}
-    per_query = [{"query": label.query, "tags": list(label.tags),
+    per_query = [{"query": label.query, "tags": list(label.tags), "split": label.split,
                   "rank": {mode: run.judgements[i].rank for mode, run in ok.items()},
                   "recording_at_1": {mode: run.judgements[i].recording_at_1 for mode, run in ok.items()}}
                  for i, label in enumerate(labels)]
-    return {"queries": len(labels), "k": k, "subsets": {name: len(members) for name, members in subsets(labels).items()},
+    return {"queries": len(labels), "k": k, "subsets": _counts(labels),
+            "splits": {name: _counts([labels[i] for i in members]) for name, members in splits(labels).items()},
             "modes": modes, "per_query": per_query}
 
 
+def _counts(labels: list[LabelledQuery]) -> dict[str, int]:
+    return {name: len(members) for name, members in subsets(labels).items()}
+
+
 def print_report(result: dict) -> None:
-    """Rows: each metric within each subset; columns: the modes. The best mode per row is bold."""
-    modes = result["modes"]
+    """Rows: each metric within each subset; columns: per mode, each split and then all queries.
+    The best mode per row and part is bold."""
+    modes, parts = result["modes"], [*result["splits"], "all"]
+
+    def metrics(mode: dict, part: str) -> dict:
+        return mode["metrics"] if part == "all" else mode["splits"][part]
+
+    def count(part: str, subset: str) -> int:
+        return result["subsets"][subset] if part == "all" else result["splits"][part].get(subset, 0)
+
+    split = len(parts) > 1
     table = Table(title=f"{result['queries']} queries, searched {result['k']} deep")
-    for column in ("subset", "n", "metric", *modes):
-        table.add_column(column, justify="left" if column in ("subset", "metric") else "right")
-    for subset, count in result["subsets"].items():
+    table.add_column("subset")
+    table.add_column(f"n ({' / '.join(parts)})" if split else "n", justify="right")
+    table.add_column("metric")
+    for mode in modes:
+        for part in parts:
+            table.add_column(f"{mode}\n{part}" if split else mode, justify="right")
+    for subset in result["subsets"]:
         for i, metric in enumerate(metric_names(result["k"])):
-            values = {m: r["metrics"][subset][metric] for m, r in modes.items() if r["available"]}
-            best = max(values.values(), default=None)
-            cells = [_cell(values.get(m), bold=len(values) > 1 and values.get(m) == best) for m in modes]
-            table.add_row(subset if i == 0 else "", str(count) if i == 0 else "", metric, *cells)
+            cells = []
+            for part in parts:
+                values = {m: metrics(r, part)[subset][metric] for m, r in modes.items()
+                          if r["available"] and subset in metrics(r, part)}
+                best = max(values.values(), default=None)
+                cells.append([_cell(values.get(m), bold=len(values) > 1 and values.get(m) == best) for m in modes])
+            row = [cell for by_mode in zip(*cells) for cell in by_mode]  # mode-major, as the columns
+            shown = " / ".join(str(count(part, subset)) for part in parts)
+            table.add_row(subset if i == 0 else "", shown if i == 0 else "", metric, *row)
         table.add_section()
     console.print(table)
     for mode, r in modes.items():
@@ -96,12 +127,11 @@ def _cell(value: float | None, bold: bool) -> str:
     return f"[bold]{value:.3f}[/bold]" if bold else f"{value:.3f}"
 
 
-def warn_missing(app: Talksearch, labels: list[LabelledQuery]) -> None:
+def warn_missing(library: Path, labels: list[LabelledQuery], languages: dict[str, str]) -> None:
     """Labels naming recordings the library lacks would silently score zero: say so."""
-    present = {Path(r.source).name for r in app.recordings()}
-    missing = sorted({a.source for label in labels for a in label.answers} - present)
+    missing = sorted({a.source for label in labels for a in label.answers} - set(languages))
     if missing:
-        print(f"talksearch: warning: {len(missing)} labelled recording(s) not in {app.settings.library}: "
+        print(f"talksearch: warning: {len(missing)} labelled recording(s) not in {library}: "
               f"{', '.join(missing)}; their queries count as misses", file=sys.stderr)
 
 
@@ -111,7 +141,9 @@ def run_eval(settings: Settings, args: argparse.Namespace) -> int:
     labels = load_queries(args.queries)
     modes = parse_modes(args.modes)
     app = Talksearch(settings)
-    warn_missing(app, labels)
+    languages = {Path(r.source).name: r.language for r in app.recordings()}  # labels name recordings by file name
+    warn_missing(settings.library, labels, languages)
+    labels = with_pairs(labels, languages)
     runs = {mode: run_mode(app, labels, mode, args.k) for mode in modes}
     if all(run.error is not None for run in runs.values()):
         raise next(iter(runs.values())).error  # nothing to compare: the library itself is the problem

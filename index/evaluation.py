@@ -7,19 +7,29 @@ Query file: JSON Lines, one object per line (blank lines and lines starting with
 
     {"query": "...", "source": "talk.opus", "start": 4.2, "end": 9.9, "tags": ["en", "same-language"]}
     {"query": "...", "answers": [{"source": "a.flac", "start": 1, "end": 3}, {...}], "tags": [...]}
+    {"query": "...", "source": "talk.opus", "start": 0, "end": 5, "tags": ["ru"], "split": "held-out"}
 
 ``source`` is the basename of the recording's media (or transcript) file; a hit is right when it
 comes from that file and overlaps the span (see ``Span.matches``). ``answers`` lists
 alternative right answers (the same prompt recorded in two languages): finding any one of them
 is a hit. A query wrapped in double quotes is an exact quote and always gets the ``quote`` tag.
+
+``split`` puts a query in the part the ranking is tuned on (``tune``) or in the part kept for
+judging it (``held-out``); a file gives every query a split or none. Every metric is reported for
+each split beside all queries, so a change that helps only the queries it was tuned on shows.
+
+Language pairs (``en→ru``: asked in English, answered by a Russian recording) are subsets too. The
+answer's language is the recording's language as the library holds it (``Recording.language``,
+what the search's language filter matches), found by the answer's file name: file names follow no
+language convention (``orca_ko.flac``, ``mimic3_kss_rainbow.flac``), the catalog always knows.
 """
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Iterable, Mapping, Protocol
 
 from .quotes import quoted
 
@@ -28,6 +38,9 @@ NDCG_CUTOFF = 10
 MIN_OVERLAP = 1.0  # seconds; labels are padded by 0.5 s each side, so grazing a neighbour stays below this
 # Subsets reported first, in this order; any other tag follows alphabetically.
 SUBSET_ORDER = ("all", "same-language", "cross-lingual", "quote", "name-number", "en", "ru", "ko")
+# The tags that name a query's language.
+LANGUAGES = ("en", "ru", "ko")
+SPLITS = ("tune", "held-out")
 
 
 class Located(Protocol):
@@ -63,6 +76,7 @@ class LabelledQuery:
     query: str
     answers: tuple[Span, ...]
     tags: tuple[str, ...] = ()
+    split: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,8 +127,11 @@ def parse_query(raw: object, where: str = "query") -> LabelledQuery:
         raise ValueError(f"{where}: tagged 'quote' but the query is not wrapped in double quotes")
     if {"same-language", "cross-lingual"} <= set(tags):
         raise ValueError(f"{where}: a query is either 'same-language' or 'cross-lingual', not both")
+    split = raw.get("split")
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"{where}: 'split' must be 'tune' or 'held-out', not {split!r}")
     tags = list(dict.fromkeys(tags + (["quote"] if is_quote(query) else [])))
-    return LabelledQuery(query, answers, tuple(tags))
+    return LabelledQuery(query, answers, tuple(tags), split)
 
 
 def load_queries(path: Path) -> list[LabelledQuery]:
@@ -135,6 +152,8 @@ def load_queries(path: Path) -> list[LabelledQuery]:
         queries.append(parse_query(raw, where))
     if not queries:
         raise ValueError(f"{path}: no queries in the file")
+    if len({label.split is None for label in queries}) > 1:
+        raise ValueError(f"{path}: give every query a 'split' or none")
     return queries
 
 
@@ -183,3 +202,33 @@ def subsets(labels: list[LabelledQuery]) -> dict[str, list[int]]:
 def aggregate(labels: list[LabelledQuery], judgements: list[Judgement], k: int) -> dict[str, dict[str, float]]:
     """Metrics per subset for one mode's judgements (parallel to ``labels``)."""
     return {name: scores([judgements[i] for i in members], k) for name, members in subsets(labels).items()}
+
+
+def language_pair(label: LabelledQuery, languages: Mapping[str, str]) -> str | None:
+    """``asked→answered`` for a query with one language tag, from ``languages`` (answer file name →
+    recording language; ``?`` for a recording the library lacks). As with the ``same-language``
+    tag, an answer in the query's own language makes the pair same-language; alternative answers
+    in two other languages give both (``en→ko+ru``)."""
+    asked = [tag for tag in label.tags if tag in LANGUAGES]
+    if len(asked) != 1:
+        return None
+    answered = sorted({languages.get(answer.source, "?") for answer in label.answers})
+    return f"{asked[0]}→{asked[0] if asked[0] in answered else '+'.join(answered)}"
+
+
+def with_pairs(labels: list[LabelledQuery], languages: Mapping[str, str]) -> list[LabelledQuery]:
+    """Each label with its language pair as one more tag, so every pair is a subset."""
+    return [replace(label, tags=label.tags + (pair,)) if (pair := language_pair(label, languages)) else label
+            for label in labels]
+
+
+def splits(labels: list[LabelledQuery]) -> dict[str, list[int]]:
+    """Indices of the queries in each split present, in ``SPLITS`` order (none for a file without splits)."""
+    found = {name: [i for i, label in enumerate(labels) if label.split == name] for name in SPLITS}
+    return {name: members for name, members in found.items() if members}
+
+
+def aggregate_splits(labels: list[LabelledQuery], judgements: list[Judgement], k: int) -> dict[str, dict[str, dict[str, float]]]:
+    """``aggregate`` within each split: split → subset → metric."""
+    return {name: aggregate([labels[i] for i in members], [judgements[i] for i in members], k)
+            for name, members in splits(labels).items()}
