@@ -143,10 +143,6 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return serve(settings)
 
 
-def _eval(settings: Settings, args: argparse.Namespace) -> int:
-    from .evaluate import run_eval
-
-    return run_eval(settings, args)
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -171,6 +167,12 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 # -- commands on a library -----------------------------------------------------------------------
+def _eval(app: Talksearch, args: argparse.Namespace) -> int:
+    from evaluation.runner import run_eval
+
+    return run_eval(app, args.queries, args.k, args.modes, None if args.json else console)
+
+
 def _search(app: Talksearch, args: argparse.Namespace) -> int:
     started = time.perf_counter()
     hits = app.search(request_from(args))
@@ -329,8 +331,8 @@ def _ingest_on_ray(app: Talksearch, files: list[Path], meta: Metadata) -> int:
     return 1 if failures else 0
 
 
-COMMANDS_WITHOUT_LIBRARY = {"serve": _serve, "eval": _eval, "demo": _demo, "migrate": _migrate}
-COMMANDS = {"ingest": _ingest, "import-transcript": _import, "search": _search, "list": _list, "show": _show,
+COMMANDS_WITHOUT_LIBRARY = {"serve": _serve, "demo": _demo, "migrate": _migrate}
+COMMANDS = {"ingest": _ingest, "import-transcript": _import, "search": _search, "eval": _eval, "list": _list, "show": _show,
             "export": _export, "edit": _edit, "speakers": _speakers, "delete": _delete, "reindex": _reindex,
             "check": _check, "models": _models}
 

@@ -10,7 +10,7 @@ the library's ``subtitles`` folder as ``TALK.LANG.srt``: every file is called ``
 
 Queries: a cue of one language asks for the same moment in the talk's other language, the cue's
 span padded by ``TOLERANCE`` s each side (the two languages' cues are cut differently: one English
-cue often covers two Korean ones), judged as in ``tests/eval`` (``index.evaluation``: at least
+cue often covers two Korean ones), judged as in ``tests/eval`` (``evaluation.metrics``: at least
 1 s shared). The search is filtered to the other language, as a user asking in English for the
 Korean talk would; unfiltered, the query's own cue would answer it. Cues shorter than
 ``MIN_WORDS`` words (``MIN_HANGUL`` Hangul syllables for Korean), text said more than once in
@@ -48,9 +48,10 @@ from pathlib import Path
 from typing import Mapping
 
 from api.config import Settings
-from api.evaluate import print_report, report, run_mode
+from api.render import console
 from api.service import Talksearch
-from index.evaluation import LabelledQuery, Span, is_quote
+from evaluation.metrics import LabelledQuery, Span, is_quote
+from evaluation.runner import print_report, report, run_mode
 from index.library import SEARCH_MODES
 from index.quotes import normalise
 from ingest.records import Metadata, Segment
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         result = measure(settings, files, args.queries)
     if args.json:
         args.json.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
-    print_report(result)
+    print_report(result, console)
     built = result["library"]
     print(f"library: {built['recordings']} recordings, {built['chunks']} chunks, built in {built['build_seconds']} s")
     return 0

@@ -2,18 +2,18 @@
 splits, language pairs, and ``run_eval`` end to end with a fake service (no models)."""
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
+from rich.console import Console
 
-import api.evaluate
 from benchmarks.subtitles import PAIRED, measure, sample_queries, subtitle_files
-from index.evaluation import (Judgement, LabelledQuery, Span, aggregate, aggregate_splits, judge, language_pair,
+from evaluation.metrics import (Judgement, LabelledQuery, Span, aggregate, aggregate_splits, judge, language_pair,
                               load_queries, parse_query, scores, splits, subsets, with_pairs)
+from evaluation.runner import run_eval
 from ingest.subtitles import read_transcript
 from tests.conftest import needs_fixtures
 
@@ -146,8 +146,9 @@ def test_a_file_splits_every_query_or_none(tmp_path):
 class FakeApp:
     """Answers each query with its fixed hits; the lexical mode is 'not implemented yet'."""
 
-    def __init__(self, settings):
-        self.settings = settings
+    where = "lib"
+
+    def __init__(self):
         self.by_query = {label.query: hits for label, hits in zip(LABELS, HITS)}
 
     def recordings(self):
@@ -160,8 +161,7 @@ class FakeApp:
 
 
 @pytest.fixture
-def queries_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(api.evaluate, "Talksearch", FakeApp)
+def queries_file(tmp_path):
     path = tmp_path / "dev.jsonl"
     rows = [{"query": label.query, "answers": [vars(a) for a in label.answers], "tags": list(label.tags), "split": label.split}
             for label in LABELS]
@@ -169,12 +169,8 @@ def queries_file(tmp_path, monkeypatch):
     return path
 
 
-def eval_args(path, **extra) -> argparse.Namespace:
-    return argparse.Namespace(**{"queries": path, "k": 10, "modes": "dense,lexical", "json": True, **extra})
-
-
 def test_run_eval_json(queries_file, capsys):
-    assert api.evaluate.run_eval(SimpleNamespace(library="lib"), eval_args(queries_file)) == 0
+    assert run_eval(FakeApp(), queries_file, 10, "dense,lexical", None) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["queries"] == 4 and result["subsets"]["cross-lingual"] == 2
     assert result["modes"]["lexical"] == {"available": False, "error": "NotImplementedError: lexical search is not there yet"}
@@ -188,12 +184,12 @@ def test_run_eval_json(queries_file, capsys):
 
 
 def test_run_eval_table_and_bad_modes(queries_file, capsys):
-    assert api.evaluate.run_eval(SimpleNamespace(library="lib"), eval_args(queries_file, json=False, modes="dense")) == 0
+    assert run_eval(FakeApp(), queries_file, 10, "dense", Console(width=200)) == 0
     out = capsys.readouterr().out
     assert "cross-lingual" in out and "0.458" in out and "mean search latency" in out
     assert "held-out" in out and "ru→en" in out and "2 / 2 / 4" in out  # n per split, then all
     with pytest.raises(ValueError, match="unknown mode"):
-        api.evaluate.run_eval(SimpleNamespace(library="lib"), eval_args(queries_file, modes="dense,bm25"))
+        run_eval(FakeApp(), queries_file, 10, "dense,bm25", None)
 
 
 EN_SRT = """1

@@ -1,5 +1,5 @@
 """The layering cannot rot: import-linter checks the contracts in pyproject.toml (each stage imports
-only those below it: core ← models ← ingest ← index ← api ← benchmarks; no cycles inside a package)."""
+only those below it: core ← models ← ingest ← index ← evaluation ← api ← benchmarks; no cycles inside a package)."""
 from __future__ import annotations
 
 import os
@@ -20,7 +20,7 @@ def test_import_contracts_hold():
 
 def test_a_broken_layer_is_caught(tmp_path):
     """The check itself works: in a copy of the tree, an ingest module importing api breaks it."""
-    for package in ("core", "models", "ingest", "index", "api", "benchmarks"):
+    for package in ("core", "models", "ingest", "index", "evaluation", "api", "benchmarks"):
         shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__", "demo", "web"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     (tmp_path / "ingest" / "_layer_probe.py").write_text("import api.render  # noqa: F401\n")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from index.evaluation import aggregate, judge, load_queries
+from evaluation.metrics import aggregate, judge, load_queries
 from index.library import SEARCH_MODES, Library
 from index.pgstore import migrate
 from tests.conftest import ROOT

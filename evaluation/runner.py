@@ -4,23 +4,33 @@ queries and, when the file splits them, for the tuning part and the held-out par
 subset, language pairs (``en→ru``) included."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
+from rich.console import Console
 from rich.table import Table
 
-from index.evaluation import (Judgement, LabelledQuery, aggregate, aggregate_splits, judge, load_queries, metric_names,
-                              splits, subsets, with_pairs)
-from index.library import SEARCH_MODES, SearchRequest
+from core.errors import UserError
+from index.library import SEARCH_MODES, Hit, SearchRequest
 from index.ranking import SearchFilters
+from ingest.records import Recording
 
-from .config import Settings
-from .render import console
-from .service import Talksearch
+from .metrics import (Judgement, LabelledQuery, aggregate, aggregate_splits, judge, load_queries, metric_names, splits,
+                      subsets, with_pairs)
+
+
+class Searchable(Protocol):
+    """What the runner asks of a library (the service has it): its searches and its recordings."""
+
+    where: str
+
+    def search(self, request: SearchRequest) -> list[Hit]: ...
+
+    def recordings(self) -> list[Recording]: ...
 
 
 @dataclass
@@ -36,11 +46,11 @@ def parse_modes(text: str) -> list[str]:
     modes = [m.strip() for m in text.split(",") if m.strip()]
     unknown = [m for m in modes if m not in SEARCH_MODES]
     if unknown or not modes:
-        raise ValueError(f"--modes: unknown mode(s) {', '.join(unknown) or '(none given)'}; use {', '.join(SEARCH_MODES)}")
+        raise UserError(f"--modes: unknown mode(s) {', '.join(unknown) or '(none given)'}; use {', '.join(SEARCH_MODES)}")
     return list(dict.fromkeys(modes))
 
 
-def run_mode(app: Talksearch, labels: list[LabelledQuery], mode: str, k: int,
+def run_mode(app: Searchable, labels: list[LabelledQuery], mode: str, k: int,
              languages: list[str | None] | None = None) -> ModeRun:
     """Every query in one mode. A mode that raises (not implemented yet, broken) is reported as
     unavailable rather than ending the comparison of the others. ``languages``: each query's
@@ -84,7 +94,7 @@ def _counts(labels: list[LabelledQuery]) -> dict[str, int]:
     return {name: len(members) for name, members in subsets(labels).items()}
 
 
-def print_report(result: dict) -> None:
+def print_report(result: dict, console: Console) -> None:
     """Rows: each metric within each subset; columns: per mode, each split and then all queries.
     The best mode per row and part is bold."""
     modes, parts = result["modes"], [*result["splits"], "all"]
@@ -127,7 +137,7 @@ def _cell(value: float | None, bold: bool) -> str:
     return f"[bold]{value:.3f}[/bold]" if bold else f"{value:.3f}"
 
 
-def warn_missing(library: Path, labels: list[LabelledQuery], languages: dict[str, str]) -> None:
+def warn_missing(library: str, labels: list[LabelledQuery], languages: dict[str, str]) -> None:
     """Labels naming recordings the library lacks would silently score zero: say so."""
     missing = sorted({a.source for label in labels for a in label.answers} - set(languages))
     if missing:
@@ -135,21 +145,21 @@ def warn_missing(library: Path, labels: list[LabelledQuery], languages: dict[str
               f"{', '.join(missing)}; their queries count as misses", file=sys.stderr)
 
 
-def run_eval(settings: Settings, args: argparse.Namespace) -> int:
-    if args.k < 1:
-        raise ValueError("--k must be at least 1")
-    labels = load_queries(args.queries)
-    modes = parse_modes(args.modes)
-    app = Talksearch(settings)
+def run_eval(app: Searchable, queries: Path, k: int, modes: str, console: Console | None) -> int:
+    """Score the query file in each mode; print the table on ``console``, or JSON without one."""
+    if k < 1:
+        raise UserError("--k must be at least 1")
+    labels = load_queries(queries)
+    chosen = parse_modes(modes)
     languages = {Path(r.source).name: r.language for r in app.recordings()}  # labels name recordings by file name
-    warn_missing(settings.library, labels, languages)
+    warn_missing(app.where, labels, languages)
     labels = with_pairs(labels, languages)
-    runs = {mode: run_mode(app, labels, mode, args.k) for mode in modes}
+    runs = {mode: run_mode(app, labels, mode, k) for mode in chosen}
     if all(run.error is not None for run in runs.values()):
         raise next(iter(runs.values())).error  # nothing to compare: the library itself is the problem
-    result = report(labels, runs, args.k)
-    if args.json:
+    result = report(labels, runs, k)
+    if console is None:
         print(json.dumps(result, ensure_ascii=False, indent=1))
     else:
-        print_report(result)
+        print_report(result, console)
     return 0

@@ -31,7 +31,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Mapping, Protocol
 
-from .quotes import quoted
+from core.errors import UserError
+from index.quotes import quoted
 
 RECALL_CUTOFFS = (1, 5, 10)
 NDCG_CUTOFF = 10
@@ -97,39 +98,39 @@ def _span(raw: dict, where: str) -> Span:
     try:
         source, start, end = raw["source"], float(raw["start"]), float(raw["end"])
     except KeyError as exc:
-        raise ValueError(f"{where}: missing {exc.args[0]!r}") from None
+        raise UserError(f"{where}: missing {exc.args[0]!r}") from None
     except (TypeError, ValueError):
-        raise ValueError(f"{where}: start and end must be numbers of seconds") from None
+        raise UserError(f"{where}: start and end must be numbers of seconds") from None
     if not isinstance(source, str) or not source or "/" in source:
-        raise ValueError(f"{where}: source must be a file name such as 'talk.opus'")
+        raise UserError(f"{where}: source must be a file name such as 'talk.opus'")
     if not 0 <= start <= end:
-        raise ValueError(f"{where}: need 0 <= start <= end, got {start}..{end}")
+        raise UserError(f"{where}: need 0 <= start <= end, got {start}..{end}")
     return Span(source, start, end)
 
 
 def parse_query(raw: object, where: str = "query") -> LabelledQuery:
     """One labelled query from its JSON object; ``where`` prefixes every error message."""
     if not isinstance(raw, dict):
-        raise ValueError(f"{where}: expected a JSON object")
+        raise UserError(f"{where}: expected a JSON object")
     query = raw.get("query")
     if not isinstance(query, str) or not query.strip():
-        raise ValueError(f"{where}: 'query' must be a non-empty string")
+        raise UserError(f"{where}: 'query' must be a non-empty string")
     if "answers" in raw:
         if not isinstance(raw["answers"], list) or not raw["answers"]:
-            raise ValueError(f"{where}: 'answers' must be a non-empty list of {{source, start, end}}")
+            raise UserError(f"{where}: 'answers' must be a non-empty list of {{source, start, end}}")
         answers = tuple(_span(a if isinstance(a, dict) else {}, f"{where}, answer {i}") for i, a in enumerate(raw["answers"], 1))
     else:
         answers = (_span(raw, where),)
     tags = raw.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
-        raise ValueError(f"{where}: 'tags' must be a list of strings")
+        raise UserError(f"{where}: 'tags' must be a list of strings")
     if "quote" in tags and not is_quote(query):
-        raise ValueError(f"{where}: tagged 'quote' but the query is not wrapped in double quotes")
+        raise UserError(f"{where}: tagged 'quote' but the query is not wrapped in double quotes")
     if {"same-language", "cross-lingual"} <= set(tags):
-        raise ValueError(f"{where}: a query is either 'same-language' or 'cross-lingual', not both")
+        raise UserError(f"{where}: a query is either 'same-language' or 'cross-lingual', not both")
     split = raw.get("split")
     if split is not None and split not in SPLITS:
-        raise ValueError(f"{where}: 'split' must be 'tune' or 'held-out', not {split!r}")
+        raise UserError(f"{where}: 'split' must be 'tune' or 'held-out', not {split!r}")
     tags = list(dict.fromkeys(tags + (["quote"] if is_quote(query) else [])))
     return LabelledQuery(query, answers, tuple(tags), split)
 
@@ -139,7 +140,7 @@ def load_queries(path: Path) -> list[LabelledQuery]:
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise ValueError(f"{path}: cannot read the query file ({exc.strerror or exc})") from None
+        raise UserError(f"{path}: cannot read the query file ({exc.strerror or exc})") from None
     queries = []
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -148,12 +149,12 @@ def load_queries(path: Path) -> list[LabelledQuery]:
         try:
             raw = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{where}: not valid JSON ({exc.msg})") from None
+            raise UserError(f"{where}: not valid JSON ({exc.msg})") from None
         queries.append(parse_query(raw, where))
     if not queries:
-        raise ValueError(f"{path}: no queries in the file")
+        raise UserError(f"{path}: no queries in the file")
     if len({label.split is None for label in queries}) > 1:
-        raise ValueError(f"{path}: give every query a 'split' or none")
+        raise UserError(f"{path}: give every query a 'split' or none")
     return queries
 
 
