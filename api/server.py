@@ -9,7 +9,8 @@ import sys
 
 import uvicorn
 
-from .app import create_app, is_loopback
+from .access import is_loopback
+from .app import create_app
 from .config import Settings
 
 LOCAL_HOST = "127.0.0.1"
