@@ -139,14 +139,9 @@ RecordingInfo = _mirror(Recording, "RecordingInfo", "A recording in the catalog.
     media_url=(str | None, Field(description="the original media with HTTP Range support; null without media")))
 
 
-class TranscriptSegment(BaseModel):
-    start: float
-    end: float
-    language: str
-    text: str
-    translation: str | None
-    speaker: str | None = Field(description="who says it: a given name or a label (SPEAKER_1...); null when not diarized")
-    speaker_label: str | None = Field(description="the voice's label, which PATCH /recordings/{id}/speakers renames")
+TranscriptSegment = _mirror(Segment, "TranscriptSegment", "One segment of a recording's transcript.", {
+    "speaker": "who says it: a given name or a label (SPEAKER_1...); null when not diarized"}, omit=("words",),
+    speaker_label=(str | None, Field(description="the voice's label, which PATCH /recordings/{id}/speakers renames")))
 
 
 SpeakerInfo = _mirror(Speaker, "SpeakerInfo", "One voice of a recording.", {

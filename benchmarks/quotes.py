@@ -19,8 +19,9 @@ import json
 import sys
 from pathlib import Path
 
+from core.language import normalise
 from index.catalog import Catalog
-from index.quotes import contains, near, normalise
+from index.quotes import contains, near
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT.parent / "shared" / "fixtures"

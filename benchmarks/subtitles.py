@@ -50,10 +50,10 @@ from typing import Mapping
 from api.config import Settings
 from api.render import console
 from api.service import Talksearch
+from core.language import normalise
 from evaluation.metrics import LabelledQuery, Span, is_quote
 from evaluation.runner import print_report, report, run_mode
 from index.library import SEARCH_MODES
-from index.quotes import normalise
 from ingest.records import Metadata, Segment
 from ingest.subtitles import read_transcript
 

@@ -13,18 +13,14 @@ from typing import Protocol
 
 from rapidfuzz import fuzz
 
-_PUNCTUATION = re.compile(r"[^\w\s]+", re.UNICODE)
+from core.language import normalise
+
 
 
 def quoted(query: str) -> str | None:
     """The phrase inside a query wrapped in double quotes (straight, curly or «»), else None."""
     match = re.fullmatch(r'\s*["“«](.+?)["”»]\s*', query)
     return match.group(1).strip() if match and match.group(1).strip() else None
-
-
-def normalise(text: str) -> str:
-    """Case, punctuation, spacing and ё/е differences do not count against a quote."""
-    return " ".join(_PUNCTUATION.sub(" ", text.lower().replace("ё", "е")).split())
 
 
 def contains(text: str, phrase: str) -> bool:

@@ -6,8 +6,9 @@ Storing either would put confident-looking nonsense into search results.
 """
 from __future__ import annotations
 
-import re
 import zlib
+
+from core.language import normalise
 
 # Phrases Whisper is known to produce over silence/noise; matched against a whole segment only.
 _HALLUCINATIONS = {
@@ -16,12 +17,6 @@ _HALLUCINATIONS = {
     "редактор субтитров а.семкин корректор а.егорова", "시청해주셔서 감사합니다", "구독과 좋아요 부탁드립니다",
     "you", "bye", "...",
 }
-_NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
-
-
-def normalise(text: str) -> str:
-    """Lower-case, punctuation-free, single-spaced: what the guards compare."""
-    return " ".join(_NON_WORD.sub(" ", text.lower()).split())
 
 
 def compression_ratio(text: str) -> float:
