@@ -45,7 +45,8 @@ def print_hits(hits: list[Hit], elapsed: float | None = None) -> None:
     for rank, hit in enumerate(hits, 1):
         said = marked(hit.text, hit.highlights)
         if hit.translation:
-            said.append("\n").append(marked(hit.translation, hit.translation_highlights, "dim"))
+            said.append("\n(machine rendering, low confidence) " if hit.translation_doubtful else "\n", style="dim italic")
+            said.append(marked(hit.translation, hit.translation_highlights, "dim"))
         table.add_row(str(rank), f"≈{hit.score:.2f}" if hit.approximate else f"{hit.score:.3f}", f"{hit.title}\n[dim]{hit.recording_id}[/dim]",
                       f"{mmss(hit.start)}–{mmss(hit.end)}", hit.language, hit.speaker or "", said)
     console.print(table)

@@ -72,7 +72,10 @@ SearchHit = _mirror(Hit, "SearchHit", "The CLI's ``search --json`` hit, plus whe
     "translation_highlights": "the same for the English rendering",
     "approximate": "a quoted phrase no transcript holds exactly, found as its nearest spelling "
                    "(recognition misspelled it); score is then the similarity, 0-1",
-    "speaker": "who says it: the name given to the voice, its label (SPEAKER_1...) or the recording's speaker"},
+    "speaker": "who says it: the name given to the voice, its label (SPEAKER_1...) or the recording's speaker",
+    "translation_confidence": "how far the English rendering means what was said (cosine of the two texts' "
+                              "vectors); null without a rendering",
+    "translation_doubtful": "the rendering is a machine rendering of low confidence: read the original"},
     clip_url=(str | None, Field(description="exactly this span as audio; null for a transcript without media")),
     media_url=(str | None, Field(description="the whole original, with a #t=start,end fragment; null without media")))
 

@@ -46,7 +46,7 @@ CREATE INDEX IF NOT EXISTS translations_by_recording ON translations(recording_i
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT, recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
     seq INTEGER NOT NULL, start REAL NOT NULL, "end" REAL NOT NULL, language TEXT NOT NULL,
-    text TEXT NOT NULL, translation TEXT, speaker TEXT);
+    text TEXT NOT NULL, translation TEXT, speaker TEXT, translation_confidence REAL);
 CREATE INDEX IF NOT EXISTS chunks_by_recording ON chunks(recording_id);
 CREATE TABLE IF NOT EXISTS speakers (
     recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE, label TEXT NOT NULL,
@@ -65,7 +65,7 @@ CREATE INDEX IF NOT EXISTS chunks_by_language ON chunks(language);
 """
 _RECORDING_COLUMNS = [f.name for f in fields(Recording)]
 # Columns added after libraries were made: (table, column, declaration), added at open when missing.
-UPGRADES = [("segments", "speaker", "TEXT"), ("chunks", "speaker", "TEXT")]
+UPGRADES = [("segments", "speaker", "TEXT"), ("chunks", "speaker", "TEXT"), ("chunks", "translation_confidence", "REAL")]
 
 
 @dataclass
@@ -196,10 +196,12 @@ class SqlRecords(ABC):
             ids.append(chunk.id)
         return ids
 
-    def set_windows(self, chunk_ids: list[int], rows: list[tuple[int, int, float, float]]) -> None:
-        """Replace the window spans (chunk id, view, start, end) of these chunks."""
+    def set_views(self, chunk_ids: list[int], rows: list[tuple[int, int, float, float]], confidence: dict[int, float]) -> None:
+        """What is kept about these chunks' embedded views: the window spans (chunk id, view, start,
+        end), replacing theirs, and how far each English rendering agrees with its chunk."""
         self._many("DELETE FROM windows WHERE chunk_id = ?", [(i,) for i in chunk_ids])
         self._many('INSERT INTO windows(chunk_id, view, start, "end") VALUES (?, ?, ?, ?)', rows)
+        self._many("UPDATE chunks SET translation_confidence = ? WHERE id = ?", [(c, i) for i, c in confidence.items()])
 
     def window_spans(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[float, float]]:
         """Spans of the given (chunk id, view) windows. Looked up by chunk id, which the primary
@@ -337,7 +339,7 @@ class SqlRecords(ABC):
     @staticmethod
     def _chunk(r: sqlite3.Row) -> Chunk:
         return Chunk(r["recording_id"], r["start"], r["end"], r["language"], r["text"], r["translation"], r["seq"], r["id"],
-                     r["speaker"])
+                     r["speaker"], r["translation_confidence"])
 
     def passage(self, recording_id: str, start: float, end: float) -> Transcript:
         """The segments (with words) and English pieces of one recording that overlap [start, end]."""

@@ -16,6 +16,7 @@ from ingest.chunking import Sentence, sentences
 from ingest.records import Chunk, Recording, Transcript
 
 from .lexical import Analyzer
+from .ranking import LOW_RENDERING
 from .store import Store
 from .vectors import SENTENCE_VIEWS
 
@@ -43,6 +44,10 @@ class Hit:
     approximate: bool = False
     # Who says it: the name given to the voice, its diarization label, or the recording's speaker.
     speaker: str | None = None
+    # How far the English rendering means what was said (cosine, see Chunk), and whether that is
+    # below ``ranking.LOW_RENDERING``: then it is shown as a machine rendering of low confidence.
+    translation_confidence: float | None = None
+    translation_doubtful: bool = False
 
 
 Span = tuple[float, float]
@@ -151,7 +156,7 @@ class ClipShaper:
         translation = None if chunk.language == "en" else (render(passage.translation, start, end) or chunk.translation)
         return Hit(chunk.recording_id, recording.title, recording.source, round(start, 2), round(end, 2), chunk.language,
                    text, translation, round(score, 4), approximate=approximate,
-                   speaker=self.speaker(recording, inside, chunk.speaker))
+                   speaker=self.speaker(recording, inside, chunk.speaker), **_confidence(chunk if translation else None))
 
     def speaker(self, recording: Recording, units: list[Sentence], label: str | None) -> str | None:
         """The voice talking longest in ``units`` (``label``, the chunk's, when they have none), by name."""
@@ -182,3 +187,10 @@ class ClipShaper:
             hit.highlights = [[t.start, t.end] for t in analysed[2 * i] if t.text in terms]
             hit.translation_highlights = [[t.start, t.end] for t in analysed[2 * i + 1] if t.text in terms]
         return hits
+
+
+def _confidence(chunk: Chunk | None) -> dict:
+    """A hit's rendering confidence, from the chunk it shows the English of."""
+    confidence = chunk and chunk.translation_confidence
+    return {"translation_confidence": confidence,
+            "translation_doubtful": confidence is not None and confidence < LOW_RENDERING}

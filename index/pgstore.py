@@ -51,12 +51,13 @@ from ingest.records import Chunk, Recording, Transcript
 from .catalog import SqlRecords, filter_sql
 from .lexical import Analyzer
 from .ranking import SearchFilters
-from .store import EmbeddedStore, Finding, Store, StoreError, chunk_terms, folder_dimension, sentence_terms, shown, windows
+from .store import EmbeddedStore, Finding, Store, StoreError, chunk_terms, folder_dimension, sentence_terms, shown, view_rows
 from .vectors import SENTENCE_VIEWS, VectorSettings, View
 
 _SPEAKERS_UPGRADE = """
 ALTER TABLE segments ADD COLUMN IF NOT EXISTS speaker TEXT;
 ALTER TABLE chunks ADD COLUMN IF NOT EXISTS speaker TEXT;
+ALTER TABLE chunks ADD COLUMN IF NOT EXISTS translation_confidence DOUBLE PRECISION;
 CREATE TABLE IF NOT EXISTS speakers (
     recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE, label TEXT NOT NULL,
     name TEXT, suggested TEXT, voice BYTEA, PRIMARY KEY (recording_id, label));
@@ -86,7 +87,7 @@ CREATE TABLE chunks (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE, seq INTEGER NOT NULL,
     start DOUBLE PRECISION NOT NULL, "end" DOUBLE PRECISION NOT NULL, language TEXT NOT NULL, text TEXT NOT NULL,
-    translation TEXT, speaker TEXT);
+    translation TEXT, speaker TEXT, translation_confidence DOUBLE PRECISION);
 CREATE INDEX chunks_by_recording ON chunks(recording_id);
 CREATE TABLE speakers (
     recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE, label TEXT NOT NULL,
@@ -427,13 +428,13 @@ class PgStore:
         self.records.set_terms(ids, terms)
         self.records.set_sentence_terms(recording.id, sentences)
         stored = [replace(view, chunk=ids[view.chunk]) for view in views]
-        self.records.set_windows(ids, windows(stored))
+        self.records.set_views(ids, *view_rows(stored, vectors))
         self.vectors.write(stored, vectors)
 
     def add_vectors(self, views: list[View], vectors: np.ndarray) -> None:
         """Vectors for chunks already stored (views carry chunk ids): what repair re-embeds."""
         with self.records.transaction():
-            self.records.set_windows(sorted({v.chunk for v in views}), windows(views))
+            self.records.set_views(sorted({v.chunk for v in views}), *view_rows(views, vectors))
             self.vectors.write(views, vectors)
 
     def delete(self, recording_id: str) -> bool:
@@ -453,7 +454,7 @@ class PgStore:
         with self.records.transaction() as conn:
             conn.execute("DELETE FROM vectors")
             for chunk_ids, views, vectors in batches:
-                self.records.set_windows(chunk_ids, windows(views))
+                self.records.set_views(chunk_ids, *view_rows(views, vectors))
                 self.vectors.write(views, vectors)
 
     def maintain(self) -> None:

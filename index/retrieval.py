@@ -13,9 +13,9 @@ from ingest.records import Chunk
 
 from .clips import Span
 from .quotes import contains, locate, near
-from .ranking import FusionSettings, SearchFilters, fuse, merge_overlapping
+from .ranking import FusionSettings, SearchFilters, doubt, fuse, merge_overlapping
 from .store import Store
-from .vectors import ENGLISH, ORIGINAL
+from .vectors import ENGLISH, ORIGINAL, in_english
 
 Ranked = list[tuple[Chunk, float, Span | None]]
 
@@ -44,7 +44,8 @@ class DenseRetriever:
         found = self.store.vectors.search(query.vector, query.pool, query.allowed(self.store))
         chunks = self.store.records.chunks([c for c, _, _ in found])
         spans = self.store.records.window_spans([(c, v) for c, _, v in found if v not in (ORIGINAL, ENGLISH)])
-        return [(chunks[c], score, spans.get((c, v))) for c, score, v in found if c in chunks]
+        ranked = [(chunks[c], score - doubt(chunks[c], in_english(v)), spans.get((c, v))) for c, score, v in found if c in chunks]
+        return sorted(ranked, key=lambda item: -item[1])
 
 
 class KeywordRetriever:

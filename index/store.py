@@ -181,7 +181,7 @@ class EmbeddedStore:
                     self.catalog.set_terms(ids, terms)
                     self.catalog.set_sentence_terms(recording.id, sentence_terms(self.analyzer, transcript))
                     stored = [replace(view, chunk=ids[view.chunk]) for view in views]
-                    self.catalog.set_windows(ids, windows(stored))
+                    self.catalog.set_views(ids, *view_rows(stored, vectors))
                     segment = self._segment(stored, vectors)
                     self.catalog.set_segments(dict([segment]), [])
                     self._bump()
@@ -199,7 +199,7 @@ class EmbeddedStore:
             segment = self._segment(views, vectors)
             try:
                 with self.catalog.transaction():
-                    self.catalog.set_windows(sorted({v.chunk for v in views}), windows(views))
+                    self.catalog.set_views(sorted({v.chunk for v in views}), *view_rows(views, vectors))
                     self.catalog.set_segments(dict([segment]), [])
                     self._bump()
             except BaseException:
@@ -236,7 +236,7 @@ class EmbeddedStore:
             try:
                 for chunk_ids, views, vectors in batches:
                     with self.catalog.transaction():
-                        self.catalog.set_windows(chunk_ids, windows(views))
+                        self.catalog.set_views(chunk_ids, *view_rows(views, vectors))
                     written.append(self._segment(views, vectors))
                 old = list(self.catalog.segments())
                 with self.catalog.transaction():
@@ -353,9 +353,19 @@ def sentence_terms(analyzer: Analyzer, transcript: Transcript) -> list[tuple[flo
     return [(u.start, u.end, " ".join(t.text for t in terms)) for u, terms in zip(units, analysed)]
 
 
-def windows(views: list[View]) -> list[tuple[int, int, float, float]]:
-    """The (chunk id, view, start, end) rows of the window and sentence views (whole-chunk views span the chunk)."""
-    return [(v.chunk, v.view, v.start, v.end) for v in views if v.view not in (ORIGINAL, ENGLISH)]
+def view_rows(views: list[View], vectors: np.ndarray) -> tuple[list[tuple[int, int, float, float]], dict[int, float]]:
+    """What the records keep about embedded views: the (chunk id, view, start, end) rows of the
+    window and sentence views (whole-chunk views span the chunk), and per chunk with an English
+    rendering the cosine of its two whole-chunk vectors, which says how far the rendering means
+    what was said (see ``retrieval.LOW_RENDERING``)."""
+    rows = [(v.chunk, v.view, v.start, v.end) for v in views if v.view not in (ORIGINAL, ENGLISH)]
+    whole = {(v.chunk, v.view): i for i, v in enumerate(views) if v.view in (ORIGINAL, ENGLISH)}
+    confidence = {}
+    for (chunk, view), i in whole.items():
+        if view == ENGLISH and (chunk, ORIGINAL) in whole:
+            spoken, english = vectors[whole[chunk, ORIGINAL]], vectors[i]
+            confidence[chunk] = round(float(spoken @ english / (np.linalg.norm(spoken) * np.linalg.norm(english) or 1.0)), 4)
+    return rows, confidence
 
 
 def is_server(location: str | Path) -> bool:

@@ -44,6 +44,13 @@ MAX_VIEWS = 128
 ORIGINAL, ENGLISH = 0, 1
 # Views from here on are single sentences: stored to place a hit's seconds, never to rank it.
 SENTENCE_VIEWS = 64
+
+
+def in_english(view: int) -> bool:
+    """Whether a view is the English rendering: the whole chunk's, or a window's (odd numbers)."""
+    return view == ENGLISH or (view % 2 == 1 and view < SENTENCE_VIEWS)
+
+
 # One query is one thread: OpenMP workers spinning for a 2 ms scan cost 100+ ms on a busy 2-core
 # machine (measured: a flat search over 17k vectors took 141 ms), and requests run in parallel anyway.
 # OpenMP's thread count is per thread, so each search sets it in the thread it runs in (the HTTP

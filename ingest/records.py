@@ -110,3 +110,6 @@ class Chunk:
     id: int | None = None
     # The speaker with most talk time in the chunk (chunks are cut at long speaker turns).
     speaker: str | None = None
+    # How well the English rendering agrees in meaning with the words spoken (cosine of the two
+    # texts' vectors, set when stored; None without a rendering): machine renderings can be nonsense.
+    translation_confidence: float | None = None

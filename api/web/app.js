@@ -176,7 +176,11 @@ function renderHit(hit) {
   const named = hit.speaker && !/^SPEAKER_\d+$/.test(hit.speaker);
   const quote = `“${hit.text}” — ${named ? `${hit.speaker}, ` : ""}${hit.title}, ${mmss(hit.start)}`;
   const translation = hit.translation && hit.language !== "en"
-    ? el("p", { className: "translation", lang: "en" }, marked(hit.translation, hit.translation_highlights)) : null;
+    ? el("p", { className: hit.translation_doubtful ? "translation doubtful" : "translation", lang: "en" },
+        hit.translation_doubtful ? el("span", { className: "doubt muted",
+          title: "This English was made by the speech recogniser and agrees poorly with what was said" },
+          "Machine rendering, low confidence: ") : null,
+        marked(hit.translation, hit.translation_highlights)) : null;
   return el("li", { className: "hit", "data-start": hit.start, "data-end": hit.end },
     el("div", { className: "hit-head" },
       el("button", { type: "button", className: "play", disabled: !hit.clip_url,
