@@ -7,7 +7,7 @@ pgvector, so several ``talksearch serve`` processes and Ray workers share one li
   ``casefold`` (``lower`` before PostgreSQL 18, whose own ``casefold`` takes precedence).
 - Vectors: one row per view in a ``vector`` column, an HNSW index (inner product) over the two
   whole-chunk views only. A search asks the index for ``coarse_factor`` × k whole-chunk
-  candidates, then scores every rankable view of those chunks exactly in the same statement and
+  candidates, then scores every view of those chunks exactly in the same statement and
   keeps each chunk's best: the embedded store's recipe, so scores (inner products, higher is
   better) and hence fusion are the same. A filter admitting at most ``exact_subset`` chunks is
   scored exactly over their views; a broader one walks the graph with pgvector's iterative scan,
@@ -52,7 +52,7 @@ from .catalog import SqlRecords, filter_sql
 from .lexical import Analyzer
 from .ranking import SearchFilters
 from .store import EmbeddedStore, Finding, Store, StoreError, chunk_terms, folder_dimension, sentence_terms, shown, view_rows
-from .vectors import SENTENCE_VIEWS, VectorSettings, View
+from .vectors import VectorSettings, View
 
 _SPEAKERS_UPGRADE = """
 ALTER TABLE segments ADD COLUMN IF NOT EXISTS speaker TEXT;
@@ -299,9 +299,9 @@ class PgVectors:
         if allowed is not None and len(allowed) == 0:
             return []
         query = np.asarray(query, dtype=np.float32).reshape(-1)
-        args = {"q": query, "views": SENTENCE_VIEWS, "allowed": None if allowed is None else allowed.tolist()}
+        args = {"q": query, "allowed": None if allowed is None else allowed.tolist()}
         rescore = ("SELECT DISTINCT ON (chunk_id) chunk_id, -(embedding <#> %(q)b) AS score, view FROM vectors "
-                   "WHERE chunk_id = ANY({}) AND view < %(views)s ORDER BY chunk_id, embedding <#> %(q)b, view")
+                   "WHERE chunk_id = ANY({}) ORDER BY chunk_id, embedding <#> %(q)b, view")
         with self.connections.transaction(write=False) as conn:
             if allowed is not None and len(allowed) <= self.settings.exact_subset:
                 rows = conn.execute(rescore.format("%(allowed)s"), args).fetchall()

@@ -42,7 +42,9 @@ from threadpoolctl import threadpool_limits
 
 MAX_VIEWS = 128
 ORIGINAL, ENGLISH = 0, 1
-# Views from here on are single sentences: stored to place a hit's seconds, never to rank it.
+# Views from here on are single sentences, as spoken: they place a hit's seconds, and rank it too
+# (a one-line query matches its own sentence better than the pair of sentences around it: see
+# index/indexing.py for the figures).
 SENTENCE_VIEWS = 64
 
 
@@ -547,7 +549,6 @@ class SegmentedVectors:
             rows = np.repeat(starts - offsets, counts) + np.arange(int(counts.sum()))
             views = np.asarray(segment.ids[rows]) % MAX_VIEWS
             scores = np.asarray(segment.vectors[rows], dtype=np.float32) @ query
-            scores[views >= SENTENCE_VIEWS] = -np.inf
             best = np.maximum.reduceat(scores, offsets)
             hit = np.flatnonzero(scores == np.repeat(best, counts))  # rows reaching their chunk's best
             _, first_of_chunk = np.unique(np.searchsorted(offsets, hit, side="right") - 1, return_index=True)
