@@ -21,6 +21,7 @@ from tests.helpers import API_KEY, DEMO, KOREAN, SPOKEN, TALKS, HashingEmbedder,
 _DATABASES = itertools.count()
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m selects on the marks
 def pytest_collection_modifyitems(items):
     """A test that uses the real models through any fixture is marked, so that
     ``-m "not needs_models"`` leaves it out."""
@@ -49,7 +50,7 @@ class Models:
 
 class _Reuse:
     """Stands in for a model class in api.service: asked again with equal arguments, it hands back
-    the instance it made the first time, with its model already loaded."""
+    the instance it made first, so that instance's model is the one loaded."""
 
     def __init__(self, cls):
         self.cls, self.made = cls, []
