@@ -1,49 +1,33 @@
-"""Shared fixtures. Real-model fixtures are session-scoped: the models load once, and the demo
-library is built once and reused by every end-to-end test."""
+"""Shared fixtures (helpers without fixtures are in helpers.py). The real models are held by one
+session fixture, ``models``: each loads once per session, at first use, and every test that needs
+them asks for it (directly, or through a fixture built on it) and is marked ``needs_models``."""
 from __future__ import annotations
 
-import hashlib
 import itertools
-import re
 import shutil
 import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import numpy as np
 import pytest
 
 from api.config import Settings
+from index.embedder import Embedder
+from ingest.diarize import ResemblyzerDiarizer
+from ingest.transcribe import Transcriber
+from tests.helpers import API_KEY, DEMO, KOREAN, SPOKEN, TALKS, HashingEmbedder, demo_talk, talk_metadata
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "api" / "demo"
-FIXTURES = ROOT.parent / "shared" / "fixtures"
 _DATABASES = itertools.count()
 
 
-class HashingEmbedder:
-    """A tiny deterministic stand-in for unit tests of storage and ranking logic: a bag of
-    hashed words. The real model is exercised by the end-to-end tests."""
-
-    def __init__(self, name: str = "hashing-test", dimension: int = 64):
-        self.model_name = name
-        self.dimension = dimension
-
-    def warm_up(self) -> None:
-        pass
-
-    def _vector(self, text: str) -> np.ndarray:
-        vector = np.zeros(self.dimension, dtype=np.float32)
-        for word in re.findall(r"\w+", text.lower()):
-            vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimension] += 1.0
-        norm = np.linalg.norm(vector)
-        return vector / norm if norm else vector
-
-    def passages(self, texts):
-        return np.array([self._vector(t) for t in texts], dtype=np.float32).reshape(len(texts), self.dimension)
-
-    queries = passages
+@pytest.hookimpl(tryfirst=True)  # before -m selects on the marks
+def pytest_collection_modifyitems(items):
+    """A test that uses the real models through any fixture is marked, so that
+    ``-m "not needs_models"`` leaves it out."""
+    for item in items:
+        if "models" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.needs_models)
 
 
 @pytest.fixture
@@ -57,8 +41,47 @@ def real_settings(tmp_path_factory) -> Settings:
     return replace(Settings.from_env({}), library=tmp_path_factory.mktemp("library") / "lib")
 
 
+@dataclass(frozen=True)
+class Models:
+    transcriber: Transcriber
+    embedder: Embedder
+    diarizer: ResemblyzerDiarizer
+
+
+class _Reuse:
+    """Stands in for a model class in api.service: asked again with equal arguments, it hands back
+    the instance it made first, so that instance's model is the one loaded."""
+
+    def __init__(self, cls):
+        self.cls, self.made = cls, []
+
+    def __call__(self, *args, **kwargs):
+        for key, instance in self.made:
+            if key == (args, kwargs):
+                return instance
+        instance = self.cls(*args, **kwargs)
+        self.made.append(((args, kwargs), instance))
+        return instance
+
+
 @pytest.fixture(scope="session")
-def real_app(real_settings):
+def models(real_settings):
+    """Whisper, e5 and the voice encoder, each loaded at its first use and kept for the session.
+    While the fixture is up, every Talksearch with the same model settings gets these instances
+    rather than loading its own: the fixtures' services, the app's, and the one each
+    ``api.cli.main([...])`` call builds, which the command line tests run in this process."""
+    import api.service
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("Transcriber", "Embedder", "ResemblyzerDiarizer"):
+            patch.setattr(api.service, name, _Reuse(getattr(api.service, name)))
+        service = api.service.Talksearch(real_settings)
+        yield Models(service.transcriber, service.embedder, service.diarizer)
+
+
+@pytest.fixture(scope="session")
+def real_app(models, real_settings):
+    """The service over a throw-away library, models loaded."""
     from api.service import Talksearch
 
     app = Talksearch(real_settings)
@@ -67,7 +90,7 @@ def real_app(real_settings):
 
 
 @pytest.fixture(scope="session")
-def demo_app(real_settings):
+def demo_app(models, real_settings):
     """The demo library built with the real models (transcription, translation, embeddings)."""
     from api.demo_library import build_demo
     from api.service import Talksearch
@@ -80,9 +103,30 @@ def demo_app(real_settings):
 
 @pytest.fixture(scope="session")
 def demo_talks() -> dict[str, dict]:
-    from api.demo_library import demo_talks
+    """The demo talks' scripts by id."""
+    return {talk["id"]: talk for talk in TALKS}
 
-    return {talk["id"]: talk for talk in demo_talks()}
+
+@pytest.fixture(scope="session")
+def demo_service(models, tmp_path_factory):
+    """For the API, server and page tests: an API key, and a small library of two transcribed
+    demo talks plus the Korean transcript."""
+    from api.service import Talksearch
+
+    settings = Settings.from_env({}, library=tmp_path_factory.mktemp("library"), api_key=API_KEY)
+    service = Talksearch(settings)
+    service.warm_up()
+    for file in SPOKEN:
+        service.ingest(DEMO / file, replace(talk_metadata(file), language=None))
+    service.import_transcript(DEMO / KOREAN, None, talk_metadata(KOREAN), DEMO / "ko_digital_platform.en.srt")
+    return service
+
+
+@pytest.fixture(scope="session")
+def recording_ids(demo_service) -> dict[str, str]:
+    """Demo file name -> recording id in ``demo_service``."""
+    by_title = {r.title: r.id for r in demo_service.recordings()}
+    return {file: by_title[demo_talk(file)["title"]] for file in (*SPOKEN, KOREAN)}
 
 
 @pytest.fixture(scope="session")
@@ -127,9 +171,3 @@ def location(request, tmp_path):
     if request.param == "postgres":
         return request.getfixturevalue("new_database")
     return lambda name="lib": tmp_path / name
-
-
-def needs_fixtures(*relative: str):
-    """Skip a test when the shared speech fixtures are not beside the project."""
-    missing = [r for r in relative if not (FIXTURES / r).exists()]
-    return pytest.mark.skipif(bool(missing), reason=f"speech fixtures absent: {', '.join(missing)}")

@@ -11,10 +11,7 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from api_fixtures import API_KEY, cut_wav, free_port, wait_until_up
-
-pytest_plugins = ["api_fixtures"]
-pytestmark = pytest.mark.slow
+from tests.helpers import API_KEY, cut_wav, free_port, wait_until_up
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -7,22 +7,15 @@ import os
 import shutil
 import subprocess
 import sys
-import wave
 
 import numpy as np
 import pytest
 
 from api.cli import main, mmss
-from tests.conftest import DEMO, ROOT
+from tests.helpers import DEMO, ROOT, run_cli, write_wav
 
 KO_SRT = DEMO / "ko_digital_platform.srt"
 KO_EN_SRT = DEMO / "ko_digital_platform.en.srt"
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def library_state(folder) -> tuple:
@@ -37,7 +30,7 @@ def library_state(folder) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def imported_library(tmp_path_factory):
+def imported_library(models, tmp_path_factory):
     """A library holding the Korean demo transcript, imported through the CLI (real embeddings)."""
     folder = tmp_path_factory.mktemp("cli") / "lib"
     code = main(["import-transcript", str(KO_SRT), "--translation", str(KO_EN_SRT), "--title", "디지털 플랫폼",
@@ -88,12 +81,6 @@ def test_delete_then_unknown(imported_library, capsys, tmp_path):
     assert library_state(copy)[0]["chunks"] == 0
     code, out, err = run_cli(capsys, "search", "parking", "--json", "--library", str(copy))
     assert code == 0 and json.loads(out) == [] and "is empty" in err  # no hits, as over HTTP, and why
-
-
-def write_wav(path, samples):
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1), out.setsampwidth(2), out.setframerate(16000)
-        out.writeframes((samples * 32767).astype(np.int16).tobytes())
 
 
 @pytest.mark.parametrize("case", ["missing", "garbage", "silent", "unknown-format", "folder-without-media"])
@@ -181,7 +168,7 @@ def test_check_reports_a_sound_library(imported_library, capsys):
     assert code == 0 and "1 recordings" in out and "no problems found" in out
 
 
-def test_speakers_of_an_imported_transcript_are_listed_renamed_and_filtered_on(capsys, tmp_path):
+def test_speakers_of_an_imported_transcript_are_listed_renamed_and_filtered_on(models, capsys, tmp_path):
     """A JSON transcript carries each segment's speaker (as the JSON export writes it)."""
     transcript = tmp_path / "panel.json"
     transcript.write_text(json.dumps({"language": "en", "segments": [

@@ -12,7 +12,9 @@ import sys
 
 import pytest
 
-from tests.conftest import DEMO, ROOT
+from tests.helpers import DEMO, ROOT
+
+pytestmark = pytest.mark.needs_models  # real ingests, in processes of their own
 
 KILL_AT = """
 import importlib, inspect, os, signal, sys

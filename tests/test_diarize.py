@@ -12,7 +12,7 @@ from ingest.diarize import (Diarization, DiarizationSettings, ResemblyzerDiarize
                             turns, windows)
 from ingest.media import load_audio
 from ingest.records import Segment, Transcript, Word
-from tests.conftest import FIXTURES, needs_fixtures
+from tests.helpers import FIXTURES, needs_fixtures
 
 
 def test_windows_are_between_the_bounds():
@@ -80,10 +80,8 @@ def test_der_counts_miss_false_alarm_and_confusion_under_the_best_mapping():
 
 
 @pytest.fixture(scope="module")
-def diarizer() -> ResemblyzerDiarizer:
-    diarizer = ResemblyzerDiarizer()
-    diarizer.warm_up()
-    return diarizer
+def diarizer(models) -> ResemblyzerDiarizer:
+    return models.diarizer
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +132,6 @@ def test_a_named_voice_is_recognised_in_another_recording(diarizer, real_voices)
     assert suggest(registry, {"SPEAKER_2": later["maxim-topal"]}) == {}
 
 
-@pytest.mark.slow
 @needs_fixtures("en/en_asterisk_conf.flac")
 def test_ingest_of_a_two_voice_talk_labels_segments_chunks_and_hits(real_app, tmp_path):
     """Real whisper and encoder: a recorded voice and a synthetic one take turns (A B A)."""

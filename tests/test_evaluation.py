@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -15,7 +14,7 @@ from evaluation.metrics import (Judgement, LabelledQuery, Span, aggregate, aggre
                               load_queries, parse_query, scores, splits, subsets, with_pairs)
 from evaluation.runner import run_eval
 from ingest.subtitles import read_transcript
-from tests.conftest import needs_fixtures
+from tests.helpers import needs_fixtures
 
 
 def hit(source: str, start: float, end: float) -> SimpleNamespace:
@@ -271,12 +270,11 @@ def test_subtitle_sampling_is_seeded(subtitle_cues):
         "Today I will show you how to light up LEDs with Python.", "여러분께 보여드리려고 합니다", "오늘은 파이썬으로 LED를 켜는 법을"}
 
 
-@pytest.mark.slow
 @needs_fixtures("subtitles/pyconkr2020/committee_one_step_further")
-def test_subtitle_benchmark_on_one_talk(real_settings, tmp_path):
+def test_subtitle_benchmark_on_one_talk(models, real_settings, tmp_path):
     """The benchmark end to end with the real models, one talk (about 130 chunks) and no distractors."""
     files = {talk: path for talk, path in subtitle_files([PAIRED]).items() if talk[0] == "committee_one_step_further"}
-    result = measure(replace(real_settings, library=tmp_path / "lib"), files, per_pair=10, modes=("hybrid", "lexical"))
+    result = measure(real_settings.changed(library=tmp_path / "lib"), files, per_pair=10, modes=("hybrid", "lexical"))
     assert result["library"]["recordings"] == 2 and result["subsets"] == {"all": 20, "en→ko": 10, "ko→en": 10}
     hybrid = result["modes"]["hybrid"]["metrics"]
     assert hybrid["all"]["rec-R@1"] == 1.0  # one talk per language: every first hit is in it

@@ -3,19 +3,16 @@ translation without repetition loops, and a talk that switches language midway."
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from ingest.align import overlap
 from ingest.guards import is_repetition_loop
 from ingest.media import SAMPLE_RATE, load_audio
-from tests.conftest import FIXTURES, needs_fixtures
-
-pytestmark = pytest.mark.slow
+from tests.helpers import FIXTURES, needs_fixtures
 
 
 @needs_fixtures("en/en_asterisk_conf.flac")
-def test_english_conference_prompts(real_app):
-    transcript = real_app.transcriber(load_audio(FIXTURES / "en/en_asterisk_conf.flac"))
+def test_english_conference_prompts(models):
+    transcript = models.transcriber(load_audio(FIXTURES / "en/en_asterisk_conf.flac"))
     assert transcript.language == "en" and transcript.translation == []
     text = " ".join(s.text for s in transcript.segments).lower()
     assert "conference" in text and "pin" in text and "leader" in text
@@ -25,8 +22,8 @@ def test_english_conference_prompts(real_app):
 
 
 @needs_fixtures("ru/ru_festival.flac")
-def test_russian_smart_city_text_with_english_rendering(real_app):
-    transcript = real_app.transcriber(load_audio(FIXTURES / "ru/ru_festival.flac"))
+def test_russian_smart_city_text_with_english_rendering(models):
+    transcript = models.transcriber(load_audio(FIXTURES / "ru/ru_festival.flac"))
     assert transcript.language == "ru" and transcript.language_probability > 0.9
     text = " ".join(s.text for s in transcript.segments).lower()
     assert "искусственного интеллекта" in text and "москвы" in text
@@ -36,8 +33,8 @@ def test_russian_smart_city_text_with_english_rendering(real_app):
 
 
 @needs_fixtures("ko/mimic3_kss_rainbow.flac")
-def test_korean_paragraph_translation_has_no_loops(real_app):
-    transcript = real_app.transcriber(load_audio(FIXTURES / "ko/mimic3_kss_rainbow.flac"))
+def test_korean_paragraph_translation_has_no_loops(models):
+    transcript = models.transcriber(load_audio(FIXTURES / "ko/mimic3_kss_rainbow.flac"))
     assert transcript.language == "ko"
     assert "무지개" in " ".join(s.text for s in transcript.segments)
     assert transcript.translation, "Korean speech gets an English rendering"
@@ -46,11 +43,11 @@ def test_korean_paragraph_translation_has_no_loops(real_app):
 
 
 @needs_fixtures("en/en_asterisk_conf.flac", "ru/ru_festival.flac")
-def test_a_talk_that_switches_language_is_labelled_per_segment(real_app):
+def test_a_talk_that_switches_language_is_labelled_per_segment(models):
     english = load_audio(FIXTURES / "en/en_asterisk_conf.flac")[: 21 * SAMPLE_RATE]
     russian = load_audio(FIXTURES / "ru/ru_festival.flac")
     pause = np.zeros(SAMPLE_RATE, dtype=np.float32)
-    transcript = real_app.transcriber(np.concatenate([english, pause, russian]))
+    transcript = models.transcriber(np.concatenate([english, pause, russian]))
     switch = 22.0
     first = [s for s in transcript.segments if s.end <= switch]
     second = [s for s in transcript.segments if s.start >= switch]

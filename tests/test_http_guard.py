@@ -15,10 +15,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.config import Settings
-from api_fixtures import DEMO, KOREAN, talk_metadata
-
-pytest_plugins = ["api_fixtures"]
-pytestmark = pytest.mark.slow
+from tests.helpers import DEMO, KOREAN, talk_metadata
 
 HERE = "http://127.0.0.1:8000"  # where the page served by this app was loaded from
 SRT = (DEMO / KOREAN).read_bytes()

@@ -12,8 +12,7 @@ import pytest
 from ingest.align import overlap
 from core.errors import MediaError
 from ingest.media import SAMPLE_RATE, AudioSource, load_audio
-from ingest.transcribe import Transcriber
-from tests.conftest import DEMO
+from tests.helpers import DEMO
 
 
 def write_flac(path, samples: np.ndarray) -> None:
@@ -84,8 +83,7 @@ def test_windows_cover_the_file_and_are_cut_in_pauses(tmp_path):
         assert np.sqrt(np.mean(np.square(around))) < 0.1 * loud, f"cut at {offset:.2f} s is not in a pause"
 
 
-@pytest.mark.slow
-def test_windowed_transcription_stays_on_the_recording_clock(tmp_path, demo_talks, real_app):
+def test_windowed_transcription_stays_on_the_recording_clock(tmp_path, demo_talks, models, monkeypatch):
     """A 4-minute file read in 1-minute windows: the talk's keyword is found in every
     repetition, later windows included, at the time the script says it was spoken."""
     talk = demo_talks["en-5g-pilots"]
@@ -95,7 +93,8 @@ def test_windowed_transcription_stays_on_the_recording_clock(tmp_path, demo_talk
     repeats = 6
     path = tmp_path / "long_talk.flac"
     write_flac(path, np.tile(np.concatenate([audio, pause]), repeats))
-    transcriber = Transcriber(replace(real_app.transcriber.settings, window_minutes=1.0))
+    transcriber = models.transcriber
+    monkeypatch.setattr(transcriber, "settings", replace(transcriber.settings, window_minutes=1.0))
     progress: list[float] = []
     transcript = transcriber(AudioSource(path), progress=progress.append)
 

@@ -9,7 +9,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from api_fixtures import API_KEY, DEMO
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -20,6 +19,7 @@ from api.uploads import check_audio
 from core.errors import MediaError, TalksearchError, TranscriptFormatError
 from index.library import SearchRequest
 from ingest.records import Metadata
+from tests.helpers import API_KEY, DEMO
 
 SPEECH = DEMO / "en_5g_pilots.opus"
 
@@ -100,8 +100,8 @@ def test_a_bad_translation_file_is_named_as_sent(app, client):
 
 # -- uploads are known by the names they were sent under ---------------------------------------------
 @pytest.fixture
-def service(tmp_path) -> Talksearch:
-    """A fresh library; its models load only if a test gets as far as needing them."""
+def service(models, tmp_path) -> Talksearch:
+    """A fresh library, with the session's models: opening a new library asks e5 for its vector size."""
     service = Talksearch(Settings.from_env({}, library=tmp_path / "library"))
     service.media_dir.mkdir(parents=True)
     return service
@@ -128,7 +128,6 @@ def test_job_errors_name_uploads_as_sent_and_never_show_the_media_folder(service
         assert str(service.media_dir) not in str(refused.value)
 
 
-@pytest.mark.slow
 def test_an_upload_is_titled_and_shown_by_the_name_it_was_sent_under(service, tmp_path):
     cues = b"1\n00:00:01,000 --> 00:00:05,000\nFive G pilots start in three districts this spring.\n"
     transcript, media = stage(service, cues, "briefing.srt"), stage(service, SPEECH.read_bytes(), "5G_pilots briefing.opus")

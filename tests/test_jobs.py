@@ -4,9 +4,11 @@ uploads a crash left are removed when a server starts."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time as clock
+from contextlib import closing
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,10 +16,7 @@ from fastapi.testclient import TestClient
 from api import jobs
 from api.app import create_app
 from api.jobs import FAILED, RESTARTED, JobStore, QueueFullError
-from api_fixtures import API_KEY, DEMO
-from tests.conftest import ROOT
-
-pytest_plugins = ["api_fixtures"]
+from tests.helpers import API_KEY, DEMO, ROOT
 
 HOLD_A_RUNNING_JOB = """
 import sys, time
@@ -58,8 +57,9 @@ def test_a_crashed_store_from_before_owners_is_failed_at_restart(tmp_path):
     store = JobStore(tmp_path / "jobs.sqlite")
     left = store.create("upload", "crashed.wav", [tmp_path / "crashed.wav"])
     store.update(left.id, state="running", progress=0.4)
-    store._db.execute("UPDATE jobs SET owner = NULL")  # as written by an older version
     store.close()
+    with closing(sqlite3.connect(tmp_path / "jobs.sqlite")) as old, old:
+        old.execute("UPDATE jobs SET owner = NULL")  # as written by an older version
     reopened = JobStore(tmp_path / "jobs.sqlite")
     assert [j.id for j in reopened.fail_unfinished(RESTARTED, orphans=True)] == [left.id]
 

@@ -6,28 +6,24 @@ import pytest
 
 from index.library import Library, LibraryError
 from index.ranking import SearchFilters, merge_overlapping
-from ingest.records import Chunk, Recording, Segment, Transcript, Word
-from tests.conftest import HashingEmbedder
+from ingest.records import Chunk, Segment, Transcript, Word
+from tests.helpers import HashingEmbedder, add
 
 
-def recording(rid: str, title: str, language: str = "en") -> Recording:
-    return Recording(rid, title, f"/talks/{rid}.ogg", f"hash-{rid}", 60.0, language, "2026-01-01T00:00:00")
-
-
-def add(library: Library, rid: str, texts: list[tuple[float, float, str, str | None]], language: str = "en") -> list[Chunk]:
+def add_spans(library: Library, rid: str, texts: list[tuple[float, float, str, str | None]], language: str = "en") -> None:
+    """One segment and one chunk per (start, end, text, English): chunks may overlap, as ingest's do."""
     segments = [Segment(s, e, t, language, [Word(s, e, " " + t)], tr) for s, e, t, tr in texts]
     chunks = [Chunk(rid, s, e, language, t, tr, i) for i, (s, e, t, tr) in enumerate(texts)]
-    library.add(recording(rid, f"Talk {rid}", language), Transcript(language, 60.0, segments), chunks)
-    return chunks
+    add(library, rid, Transcript(language, 60.0, segments), chunks)
 
 
 @pytest.fixture
 def library(location, hashing_embedder):
     lib = Library(location("lib"), hashing_embedder)
-    add(lib, "aaa", [(0, 20, "five G pilots in the riverside district", None),
-                     (15, 35, "twelve base stations on rooftops", None)])
-    add(lib, "bbb", [(0, 20, "умные светофоры в казани", "smart traffic lights in kazan"),
-                     (20, 40, "защита персональных данных", "protection of personal data")], "ru")
+    add_spans(lib, "aaa", [(0, 20, "five G pilots in the riverside district", None),
+                           (15, 35, "twelve base stations on rooftops", None)])
+    add_spans(lib, "bbb", [(0, 20, "умные светофоры в казани", "smart traffic lights in kazan"),
+                           (20, 40, "защита персональных данных", "protection of personal data")], "ru")
     return lib
 
 
@@ -65,7 +61,7 @@ def test_delete_removes_catalog_rows_and_vectors_and_ids_survive(library, locati
     # reopening sees the same state, and the surviving ids still resolve
     reopened = Library(location("lib"), hashing_embedder)
     assert reopened.search("personal data")[0].recording_id == "bbb"
-    add(reopened, "ccc", [(0, 10, "new talk about bridges", None)])
+    add_spans(reopened, "ccc", [(0, 10, "new talk about bridges", None)])
     assert reopened.search("bridges")[0].recording_id == "ccc"
     # new chunk ids never reuse a deleted one
     assert min(c.id for c in reopened.store.records.chunks_of("ccc")) > max(before)
@@ -75,7 +71,7 @@ def test_unknown_and_ambiguous_references_are_errors(library):
     with pytest.raises(LibraryError, match="no recording 'zzz'"):
         library.resolve("zzz")
     assert library.resolve("Talk aaa").id == "aaa"
-    add(library, "aab", [(0, 5, "x", None)])
+    add_spans(library, "aab", [(0, 5, "x", None)])
     with pytest.raises(LibraryError, match="matches 2 recordings"):
         library.resolve("aa")
 
@@ -92,7 +88,7 @@ def test_other_embedding_model_is_refused_until_reindex(library, location):
     with pytest.raises(LibraryError, match="built with embedding model 'hashing-test'"):
         other.search("traffic")
     with pytest.raises(LibraryError, match="reindex"):
-        add(other, "ddd", [(0, 5, "x", None)])
+        add_spans(other, "ddd", [(0, 5, "x", None)])
     assert other.reindex() == 4
     assert other.search("smart traffic lights")[0].recording_id == "bbb"
     with pytest.raises(LibraryError):
@@ -111,7 +107,7 @@ def test_a_failed_write_leaves_the_library_as_it_was(library, monkeypatch):
 
     monkeypatch.setattr(*(library.store.catalog, "set_segments") if embedded else (library.store.vectors, "write"), broken)
     with pytest.raises(OSError):
-        add(library, "eee", [(0, 5, "doomed talk", None)])
+        add_spans(library, "eee", [(0, 5, "doomed talk", None)])
     assert library.store.counts() == counts
     assert library.store.records.recording("eee") is None
     assert all(hit.recording_id != "eee" for hit in library.search("doomed talk", mode="lexical"))

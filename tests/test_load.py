@@ -17,9 +17,9 @@ import time
 import httpx
 import pytest
 
-from api_fixtures import API_KEY, DEMO, KOREAN, free_port, wait_for_job, wait_until_up
+from tests.helpers import API_KEY, DEMO, KOREAN, free_port, wait_for_job, wait_until_up
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.needs_models  # a real server in a process of its own
 
 LOAD_SECONDS = float(os.environ.get("LOAD_SECONDS", "60"))
 CLIENTS = 8

@@ -1,5 +1,4 @@
 import re
-import wave
 from pathlib import Path
 
 import av
@@ -8,15 +7,7 @@ import pytest
 
 from core.errors import MediaError
 from ingest.media import MEDIA_SUFFIXES, SAMPLE_RATE, AudioSource, decode_span, encode_clip, load_audio, probe
-from tests.conftest import DEMO
-
-
-def write_wav(path, samples: np.ndarray, rate: int = SAMPLE_RATE):
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes((np.clip(samples, -1, 1) * 32767).astype(np.int16).tobytes())
+from tests.helpers import DEMO, write_wav
 
 
 def test_compressed_demo_audio_decodes_to_16k_mono():

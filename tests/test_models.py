@@ -7,6 +7,7 @@ from ingest.transcribe import Transcriber, WhisperSettings
 from models.whisper import MODEL_BIN_SIZE, assemble_packaged_base, resolve_whisper
 
 
+@pytest.mark.needs_models
 def test_joined_model_is_checked_and_rebuilt_when_damaged(tmp_path):
     model = assemble_packaged_base(tmp_path)
     assert (model / "model.bin").stat().st_size == MODEL_BIN_SIZE

@@ -20,9 +20,7 @@ from schemathesis.python import asgi
 from api.app import create_app
 from api.config import Settings
 from api.service import Talksearch
-from api_fixtures import API_KEY, DEMO, KOREAN, talk_metadata
-
-pytestmark = pytest.mark.slow
+from tests.helpers import API_KEY, DEMO, KOREAN, talk_metadata
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))
 ACCESS = {
@@ -54,7 +52,7 @@ def problems(schema) -> list[str]:
 
 
 @pytest.fixture
-def service(tmp_path) -> Talksearch:
+def service(models, tmp_path) -> Talksearch:
     """The Korean talk twice: with media (played from a demo file, which a delete leaves alone) and without."""
     library = Talksearch(Settings.from_env({}, library=tmp_path / "library"))
     for media in (DEMO / "en_5g_pilots.opus", None):

@@ -8,12 +8,10 @@ import numpy as np
 import psycopg
 import pytest
 
-from api.cli import main
 from index.library import Library
 from index.backends import open_store, stored_dimension
 from index.store import StoreError
-from tests.test_search_quality import add_talk
-from tests.test_vectors import DIM, add_recording, unit
+from tests.helpers import DIM, add, add_recording, run_cli, said, unit
 
 QUERIES = ["플랫폼에서 민원", "светофоры", "base stations on rooftops", "megabits per second", "주차 정보", "pedestrians"]
 
@@ -22,21 +20,15 @@ QUERIES = ["플랫폼에서 민원", "светофоры", "base stations on roo
 def folder_library(tmp_path, hashing_embedder) -> Library:
     """An embedded library of three talks in three languages (real analysers, hashing embedder)."""
     library = Library(tmp_path / "lib", hashing_embedder)
-    add_talk(library, "ko1", "ko", ["안녕하세요 여러분.", "오늘은 주민을 위한 디지털 플랫폼을 소개합니다.", "플랫폼에서 민원을 신청할 수 있습니다.",
-                                    "주차 정보도 제공합니다.", "감사합니다."], speaker="김서연", date="2026-03-19")
-    add_talk(library, "ru1", "ru", ["Добрый день.", "Умные светофоры сократили время ожидания.", "Камеры считают машины и пешеходов.",
-                                    "Общественный транспорт получает приоритет."], speaker="Алексей Гарипов")
-    add_talk(library, "en1", "en", ["Good morning everyone.", "The operator installed twelve base stations on rooftops.",
-                                    "Speeds reached nine hundred megabits per second.", "Thank you."], speaker="Daniel Whitmore")
+    add(library, "ko1", said("ko", ["안녕하세요 여러분.", "오늘은 주민을 위한 디지털 플랫폼을 소개합니다.", "플랫폼에서 민원을 신청할 수 있습니다.",
+                                    "주차 정보도 제공합니다.", "감사합니다."]), speaker="김서연", date="2026-03-19")
+    add(library, "ru1", said("ru", ["Добрый день.", "Умные светофоры сократили время ожидания.", "Камеры считают машины и пешеходов.",
+                                    "Общественный транспорт получает приоритет."]), speaker="Алексей Гарипов")
+    add(library, "en1", said("en", ["Good morning everyone.", "The operator installed twelve base stations on rooftops.",
+                                    "Speeds reached nine hundred megabits per second.", "Thank you."]), speaker="Daniel Whitmore")
     library.delete("ru1")  # ids with a gap: the copy must not depend on them being dense
-    add_talk(library, "ru1", "ru", ["Добрый день.", "Умные светофоры сократили время ожидания.", "Камеры считают машины и пешеходов."])
+    add(library, "ru1", said("ru", ["Добрый день.", "Умные светофоры сократили время ожидания.", "Камеры считают машины и пешеходов."]))
     return library
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_migrate_copies_everything_and_searches_alike(folder_library, new_database, hashing_embedder, capsys):

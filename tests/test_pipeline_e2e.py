@@ -8,8 +8,6 @@ from index.library import SearchRequest
 from index.ranking import SearchFilters
 from ingest.align import overlap
 
-pytestmark = pytest.mark.slow
-
 KEYWORDS = {  # words whisper must hear (lower-case stems; synthetic voices, so a little slack)
     "en-5g-pilots": ["pilot", "district", "base stations"],
     "en-ai-urban-services": ["water pipe", "waste collection", "artificial intelligence"],

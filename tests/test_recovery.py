@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,20 +14,20 @@ import pytest
 from index.library import Library
 from index.backends import open_store
 from index.store import EmbeddedStore, StoreError
-from index.vectors import MAX_VIEWS, VectorSettings
+from index.vectors import ORIGINAL, VectorSettings, vector_id
 from index.writelock import LibraryBusyError
-from tests.conftest import ROOT
-from tests.test_vectors import DIM, add_recording, talk, unit
+from tests.helpers import DIM, ROOT, add, add_recording, said, unit
 
 TOPICS = {"lights": "smart traffic lights at every intersection", "water": "water meters report leaks at night",
           "buses": "electric buses charge at the depot", "parks": "sensors count visitors in city parks"}
+TRAMS = "new trams on the river line"
 
 
 @pytest.fixture
 def library(tmp_path, hashing_embedder):
     library = Library(tmp_path / "lib", hashing_embedder)
     for rid, text in TOPICS.items():
-        library.add(*talk(rid, text, None))
+        add(library, rid, said("en", [text]))
     return library
 
 
@@ -34,22 +35,21 @@ def reopened(library: Library) -> Library:
     return Library(library.location, library.embedder)
 
 
-def found(library: Library, rid: str) -> bool:
-    return any(hit.recording_id == rid for hit in library.search(TOPICS[rid], k=1, mode="dense"))
+def found(library: Library, rid: str, text: str) -> bool:
+    return any(hit.recording_id == rid for hit in library.search(text, k=1, mode="dense"))
 
 
-def segment_files(library: Library, rid: str) -> list:
-    """The segment files holding one recording's vectors."""
-    store = library.store
-    chunk = store.records.chunks_of(rid)[0].id
-    name = next(n for n in store.catalog.segments()
-                if chunk in np.load(store.folder / "vectors" / f"{n}.ids.npy") // MAX_VIEWS)
-    return sorted((store.folder / "vectors").glob(f"{name}.*"))
+def added_segment(library: Library, rid: str, text: str) -> list[Path]:
+    """Add a talk; the files of the vector segment its write made (each write makes one)."""
+    before = set(library.store.catalog.segments())
+    add(library, rid, said("en", [text]))
+    [name] = set(library.store.catalog.segments()) - before
+    return sorted((library.location / "vectors").glob(f"{name}.*"))
 
 
 @pytest.mark.parametrize("damage", ["deleted", "truncated", "wrong shape"])
 def test_a_damaged_vector_file_is_reported_set_aside_and_its_chunks_re_embedded(library, damage):
-    ids_file, vec_file = segment_files(library, "water")
+    ids_file, vec_file = added_segment(library, "trams", TRAMS)
     if damage == "deleted":
         vec_file.unlink()
     elif damage == "truncated":
@@ -63,7 +63,7 @@ def test_a_damaged_vector_file_is_reported_set_aside_and_its_chunks_re_embedded(
     assert ids_file.exists()  # checking changes nothing
 
     repaired = reopened(library)  # opening for use repairs: nothing is searched without its vectors
-    assert all(found(repaired, rid) for rid in TOPICS)
+    assert all(found(repaired, rid, text) for rid, text in {**TOPICS, "trams": TRAMS}.items())
     assert repaired.check() == []
     assert ids_file.name in {p.name for p in (library.location / "damaged").rglob("*")}
 
@@ -77,7 +77,7 @@ def test_check_finds_nothing_in_a_sound_library_and_repair_changes_nothing(libra
 def test_vectors_of_chunks_the_catalog_lacks_are_buried(library):
     store = library.store
     ghost = max(c.id for rid in TOPICS for c in store.records.chunks_of(rid)) + 50
-    name, rows = store.vectors.write(np.array([ghost * MAX_VIEWS]), library.embedder.passages(["ghost"]))
+    name, rows = store.vectors.write(np.array([vector_id(ghost, ORIGINAL)]), library.embedder.passages(["ghost"]))
     with store.catalog.transaction():  # a listed segment for a chunk no catalog row describes
         store.catalog.set_segments({name: rows}, [])
     checked = reopened(library)
@@ -153,7 +153,7 @@ import numpy as np
 sys.path.insert(0, {root!r})
 from index.backends import open_store
 from index.vectors import VectorSettings
-from tests.test_vectors import DIM, add_recording
+from tests.helpers import DIM, add_recording
 store = open_store(sys.argv[1], DIM, vector_settings=VectorSettings(ann_min=150, merge_fanout=2))
 for i in range(int(sys.argv[3])):
     rid = f"{{sys.argv[2]}}{{i}}"
@@ -190,6 +190,6 @@ def test_chunk_ids_are_never_reused(library):
     """A reused id would let stale vectors or keyword entries answer for another talk."""
     doomed = {c.id for c in library.store.records.chunks_of("parks")}
     library.delete("parks")
-    library.add(*talk("trams", "new trams on the river line", None))
+    add(library, "trams", said("en", [TRAMS]))
     assert min(c.id for c in library.store.records.chunks_of("trams")) > max(doomed)
-    assert [h.recording_id for h in library.search("new trams on the river line", k=1)] == ["trams"]
+    assert [h.recording_id for h in library.search(TRAMS, k=1)] == ["trams"]

@@ -9,8 +9,6 @@ from index.library import Library
 from index.ranking import LOW_RENDERING, RENDERING_PENALTY, doubt
 from ingest.records import Chunk, Recording, Segment, Transcript, Word
 
-pytest_plugins = ["api_fixtures"]
-
 SPOKEN = "실시간 주차 정보도 제공되어 빈 주차 공간을 쉽게 찾을 수 있습니다."
 GOOD = "Real-time parking information is provided, so free parking spaces are easy to find."
 # What whisper base made of a misheard Korean news sentence (the development set's library).
@@ -32,9 +30,8 @@ def test_a_doubtful_rendering_costs_in_proportion():
     assert doubt(Chunk("r", 0, 1, "ru", "текст", "text"), True) == 0.0  # not yet scored (a library from before)
 
 
-@pytest.mark.slow
-def test_renderings_are_scored_with_the_real_model_and_doubtful_ones_marked(demo_service, tmp_path):
-    library = Library(tmp_path / "lib", demo_service.embedder)
+def test_renderings_are_scored_with_the_real_model_and_doubtful_ones_marked(models, tmp_path):
+    library = Library(tmp_path / "lib", models.embedder)
     add(library, "good", SPOKEN, GOOD)
     add(library, "bad", SPOKEN, NONSENSE)
     confidence = {c.recording_id: c.translation_confidence for r in ("good", "bad") for c in library.store.records.chunks_of(r)}

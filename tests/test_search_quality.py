@@ -6,35 +6,19 @@ from index.lexical import Analyzer
 from index.library import Library
 from index.ranking import FusionSettings, SearchFilters, fuse
 from index.vectors import ORIGINAL
-from ingest.chunking import chunk_transcript
-from ingest.records import Chunk, Recording, Segment, Transcript, Word
-
-
-def timed(text: str, start: float, language: str) -> Segment:
-    """A segment whose words are 0.5 s apart, as Whisper would time them."""
-    words = [Word(start + 0.5 * i, start + 0.5 * i + 0.4, " " + w) for i, w in enumerate(text.split())]
-    return Segment(start, words[-1].end, text, language, words)
-
-
-def add_talk(library: Library, rid: str, language: str, sentences: list[str], **meta) -> None:
-    segments, t = [], 0.0
-    for sentence in sentences:
-        segments.append(timed(sentence, t, language))
-        t = segments[-1].end + 1.0
-    transcript = Transcript(language, t, segments)
-    recording = Recording(rid, f"Talk {rid}", f"/talks/{rid}.ogg", f"hash-{rid}", t, language, "2026-01-01", **meta)
-    library.add(recording, transcript, chunk_transcript(transcript, rid))
+from ingest.records import Chunk
+from tests.helpers import add, said
 
 
 @pytest.fixture
 def library(tmp_path, hashing_embedder):
     lib = Library(tmp_path / "lib", hashing_embedder)
-    add_talk(lib, "ko1", "ko", ["안녕하세요 여러분.", "오늘은 주민을 위한 디지털 플랫폼을 소개합니다.", "플랫폼에서 민원을 신청할 수 있습니다.",
-                                "주차 정보도 제공합니다.", "감사합니다."], speaker="김서연", event="Forum 2026", date="2026-03-19")
-    add_talk(lib, "ru1", "ru", ["Добрый день.", "Умные светофоры сократили время ожидания.", "Камеры считают машины и пешеходов.",
-                                "Общественный транспорт получает приоритет."], speaker="Алексей Гарипов", event="Forum 2026", date="2026-03-18")
-    add_talk(lib, "en1", "en", ["Good morning everyone.", "The operator installed twelve base stations on rooftops, lamp posts and bus shelters.",
-                                "Speeds reached nine hundred megabits per second.", "Thank you."], speaker="Daniel Whitmore", event="Expo", date="2025-11-02")
+    add(lib, "ko1", said("ko", ["안녕하세요 여러분.", "오늘은 주민을 위한 디지털 플랫폼을 소개합니다.", "플랫폼에서 민원을 신청할 수 있습니다.",
+                                "주차 정보도 제공합니다.", "감사합니다."]), speaker="김서연", event="Forum 2026", date="2026-03-19")
+    add(lib, "ru1", said("ru", ["Добрый день.", "Умные светофоры сократили время ожидания.", "Камеры считают машины и пешеходов.",
+                                "Общественный транспорт получает приоритет."]), speaker="Алексей Гарипов", event="Forum 2026", date="2026-03-18")
+    add(lib, "en1", said("en", ["Good morning everyone.", "The operator installed twelve base stations on rooftops, lamp posts and bus shelters.",
+                                "Speeds reached nine hundred megabits per second.", "Thank you."]), speaker="Daniel Whitmore", event="Expo", date="2025-11-02")
     return lib
 
 
@@ -72,7 +56,7 @@ def test_exact_quote_finds_the_words_and_their_seconds(library):
 
 
 def test_a_quote_recognition_misspelled_is_found_as_an_approximate_hit_on_its_words(library):
-    add_talk(library, "ru2", "ru", ["Добрый вечер.", "В трёх районах начали разделные с бармусеров во дворах.", "Спасибо."])
+    add(library, "ru2", said("ru", ["Добрый вечер.", "В трёх районах начали разделные с бармусеров во дворах.", "Спасибо."]))
     [hit] = library.search('"раздельный сбор мусора"')
     words = library.store.records.transcript("ru2").segments[1].words
     assert hit.approximate and hit.recording_id == "ru2" and 0.72 <= hit.score < 1

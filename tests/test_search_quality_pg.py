@@ -12,7 +12,7 @@ import pytest
 from evaluation.metrics import aggregate, judge, load_queries
 from index.library import SEARCH_MODES, Library
 from index.pgstore import migrate
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 METRICS = ("R@1", "R@5", "MRR@10")
 K = 10
@@ -33,7 +33,6 @@ def evaluate(library: Library, labels) -> dict[str, tuple[dict[str, float], floa
     return results
 
 
-@pytest.mark.slow
 def test_the_evaluation_set_scores_the_same_on_postgresql(demo_app, new_database):
     present = {Path(r.source).name for r in demo_app.recordings()}
     labels = [label for label in load_queries(ROOT / "tests" / "eval" / "dev.jsonl")

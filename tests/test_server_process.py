@@ -14,10 +14,9 @@ import uvicorn.importer
 
 from api.cli import main
 from api.jobs import RESTARTED, JobStore
-from api_fixtures import API_KEY, DEMO, free_port, wait_for_job, wait_until_up
+from tests.helpers import API_KEY, DEMO, free_port, wait_for_job, wait_until_up
 
-pytest_plugins = ["api_fixtures"]
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.needs_models  # a real server in a process of its own
 
 TALKSEARCH = Path(sys.executable).parent / "talksearch"  # the installed command, as a user runs it
 

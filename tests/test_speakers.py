@@ -2,7 +2,9 @@
 (with the small hashing embedder; diarization itself is tested in test_diarize.py)."""
 from __future__ import annotations
 
+import json
 import sqlite3
+from contextlib import closing
 
 import numpy as np
 import pytest
@@ -13,42 +15,46 @@ from index.library import Library
 from index.ranking import SearchFilters
 from ingest.chunking import chunk_transcript
 from ingest.diarize import Diarization, Turn, assign
-from ingest.records import Recording, Segment, Transcript, Word
+from ingest.records import Transcript
 from ingest.subtitles import read_transcript, write_transcript
+from tests.helpers import add, recording, timed
+
+LABELS = ["SPEAKER_1", "SPEAKER_2", "SPEAKER_1"]
 
 
-def _segment(start: float, text: str) -> Segment:
-    words = [Word(start + i * 0.5, start + i * 0.5 + 0.4, f" {w}") for i, w in enumerate(text.split())]
-    return Segment(start, words[-1].end, text, "en", words)
-
-
-def _panel(rid: str) -> tuple[Recording, Transcript]:
+def panel() -> Transcript:
     """A two-voice panel: a host asks about budgets, a guest answers about bicycles."""
     transcript = Transcript("en", 60.0, [
-        _segment(0.0, "Welcome everyone. Today we discuss the city budget for next year."),
-        _segment(7.0, "The bicycle lanes downtown will double in length. Every school gets a safe route."),
-        _segment(16.0, "Thank you. What about the budget for buses and trams?"),
+        timed("Welcome everyone. Today we discuss the city budget for next year.", 0.0, "en"),
+        timed("The bicycle lanes downtown will double in length. Every school gets a safe route.", 7.0, "en"),
+        timed("Thank you. What about the budget for buses and trams?", 16.0, "en"),
     ])
     assign(transcript, Diarization([Turn(0.0, 6.8, "SPEAKER_1"), Turn(6.9, 15.8, "SPEAKER_2"), Turn(15.9, 22.0, "SPEAKER_1")]))
-    return Recording(rid, f"Panel {rid}", f"/talks/{rid}.ogg", f"hash-{rid}", 60.0, "en", "2026-01-01T00:00:00",
-                     speaker="Moderator Team"), transcript
+    return transcript
+
+
+def keeps_speakers(records) -> None:
+    """What the speaker columns hold: segments and chunks written with speakers read back with them."""
+    transcript = panel()
+    with records.transaction():
+        records.add(recording("new"), transcript, chunk_transcript(transcript, "new"))
+    assert [s.speaker for s in records.transcript("new").segments] == LABELS
+    assert [c.speaker for c in records.chunks_of("new")] == LABELS
 
 
 @pytest.fixture
 def library(location, hashing_embedder):
     lib = Library(location("lib"), hashing_embedder)
     for rid in ("aaa", "bbb"):
-        recording, transcript = _panel(rid)
-        lib.add(recording, transcript, chunk_transcript(transcript, rid))
+        add(lib, rid, panel(), speaker="Moderator Team")
         voices = {"SPEAKER_1": np.eye(4, dtype=np.float32)[0], "SPEAKER_2": np.eye(4, dtype=np.float32)[1]}
         lib.store.records.set_speakers(rid, voices, {})
     return lib
 
 
 def test_chunks_are_cut_at_long_turns_and_carry_their_speaker():
-    _, transcript = _panel("x")
-    chunks = chunk_transcript(transcript, "x")
-    assert [c.speaker for c in chunks] == ["SPEAKER_1", "SPEAKER_2", "SPEAKER_1"]
+    chunks = chunk_transcript(panel(), "x")
+    assert [c.speaker for c in chunks] == LABELS
     assert "bicycle" in chunks[1].text and "budget" not in chunks[1].text
 
 
@@ -87,19 +93,18 @@ def test_registry_is_the_mean_voice_of_each_name(library):
 
 
 def test_exports_carry_speaker_turns():
-    _, transcript = _panel("x")
+    transcript = panel()
     transcript.segments[1].speaker = "Elena Ivanova"
     cues = webvtt.from_string(write_transcript(transcript, "vtt"))
     assert [c.voice for c in cues][:2] == ["SPEAKER_1", "Elena Ivanova"]
     assert "<v Elena Ivanova>" in write_transcript(transcript, "vtt")
     assert "Elena Ivanova: The bicycle" in write_transcript(transcript, "srt")
-    import json
     segments = json.loads(write_transcript(transcript, "json"))["segments"]
     assert [s["speaker"] for s in segments][:2] == ["SPEAKER_1", "Elena Ivanova"]
 
 
 def test_imported_transcripts_keep_their_speakers(tmp_path):
-    _, transcript = _panel("x")
+    transcript = panel()
     transcript.segments[1].speaker = "Elena Ivanova"
     for fmt in ("vtt", "json"):
         path = tmp_path / f"panel.{fmt}"
@@ -111,18 +116,16 @@ def test_imported_transcripts_keep_their_speakers(tmp_path):
 
 def test_an_older_catalog_gains_the_speaker_columns(tmp_path):
     path = tmp_path / "catalog.sqlite"
-    old = sqlite3.connect(path)
-    old.executescript("""
-        CREATE TABLE segments (id INTEGER PRIMARY KEY, recording_id TEXT NOT NULL, seq INTEGER NOT NULL, start REAL NOT NULL,
-            "end" REAL NOT NULL, language TEXT NOT NULL, text TEXT NOT NULL, translation TEXT);
-        CREATE TABLE chunks (id INTEGER PRIMARY KEY AUTOINCREMENT, recording_id TEXT NOT NULL, seq INTEGER NOT NULL,
-            start REAL NOT NULL, "end" REAL NOT NULL, language TEXT NOT NULL, text TEXT NOT NULL, translation TEXT);
-        INSERT INTO chunks(recording_id, seq, start, "end", language, text) VALUES ('r', 0, 0, 1, 'en', 'old');""")
-    old.commit()
-    old.close()
+    with closing(sqlite3.connect(path)) as old, old:
+        old.executescript("""
+            CREATE TABLE segments (id INTEGER PRIMARY KEY, recording_id TEXT NOT NULL, seq INTEGER NOT NULL, start REAL NOT NULL,
+                "end" REAL NOT NULL, language TEXT NOT NULL, text TEXT NOT NULL, translation TEXT);
+            CREATE TABLE chunks (id INTEGER PRIMARY KEY AUTOINCREMENT, recording_id TEXT NOT NULL, seq INTEGER NOT NULL,
+                start REAL NOT NULL, "end" REAL NOT NULL, language TEXT NOT NULL, text TEXT NOT NULL, translation TEXT);
+            INSERT INTO chunks(recording_id, seq, start, "end", language, text) VALUES ('r', 0, 0, 1, 'en', 'old');""")
     catalog = Catalog(path)
     assert catalog.chunks_of("r")[0].speaker is None
-    assert "speaker" in {r["name"] for r in catalog._rows("PRAGMA table_info(segments)")}
+    keeps_speakers(catalog)
 
 
 def test_an_older_postgres_library_gains_the_speaker_columns(new_database):
@@ -136,6 +139,4 @@ def test_an_older_postgres_library_gains_the_speaker_columns(new_database):
         conn.execute("DROP TABLE speakers; ALTER TABLE segments DROP COLUMN speaker; ALTER TABLE chunks DROP COLUMN speaker")
     store = PgStore(uri, 8)
     assert store.records.speakers("none") == []
-    with psycopg.connect(uri) as conn:
-        columns = {r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'chunks'")}
-    assert "speaker" in columns
+    keeps_speakers(store.records)

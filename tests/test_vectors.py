@@ -11,27 +11,8 @@ from index.library import Library
 from index.ranking import SearchFilters
 from index.backends import open_store
 from index.store import EmbeddedStore, StoreError
-from index.vectors import ENGLISH, MAX_VIEWS, ORIGINAL, VectorSettings, View
-from ingest.records import Chunk, Recording, Segment, Transcript, Word
-
-DIM = 32
-
-
-def unit(rng: np.random.Generator, n: int) -> np.ndarray:
-    vectors = rng.standard_normal((n, DIM)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
-def add_recording(store: EmbeddedStore, rid: str, vectors: np.ndarray, speaker: str | None = None) -> None:
-    """One recording with a chunk per pair of rows: each chunk has an original and an English view."""
-    chunks, views = [], []
-    for i in range(len(vectors) // 2):
-        chunks.append(Chunk(rid, 10.0 * i, 10.0 * i + 9, "ru", f"текст {rid} {i}", f"text {rid} {i}", i))
-        views += [View(i, ORIGINAL, 10.0 * i, 10.0 * i + 9, "", "ru"), View(i, ENGLISH, 10.0 * i, 10.0 * i + 9, "", "en")]
-    segments = [Segment(c.start, c.end, c.text, "ru", [Word(c.start, c.end, " " + c.text)], c.translation) for c in chunks]
-    recording = Recording(rid, f"Talk {rid}", f"/talks/{rid}.ogg", f"hash-{rid}", 10.0 * len(chunks), "ru", "2026-01-01",
-                          speaker=speaker)
-    store.add(recording, Transcript("ru", recording.duration, segments), chunks, views, vectors)
+from index.vectors import ORIGINAL, VectorSettings, vector_id
+from tests.helpers import DIM, add, add_recording, said, unit
 
 
 def exact(store: EmbeddedStore, query: np.ndarray, k: int) -> list[int]:
@@ -158,19 +139,13 @@ def test_a_selective_filter_finds_hits_that_rank_far_below_the_pool(tmp_path, ha
     library = Library(tmp_path / "lib", hashing_embedder, vectors=VectorSettings(ann_min=100, ef_search=8, exact_subset=0))
     query = "traffic lights intersections"
     for i in range(150):
-        library.add(*talk(f"loud{i}", "traffic lights at intersections in the city", None))
-    library.add(*talk("quiet", "the budget and some traffic", "Ms Quiet"))
+        add(library, f"loud{i}", said("en", ["traffic lights at intersections in the city"]))
+    add(library, "quiet", said("en", ["the budget and some traffic"]), speaker="Ms Quiet")
     library.maintain()
     assert library.store.vectors.approximate
     for mode in ("dense", "hybrid", "lexical"):
         hits = library.search(query, k=5, filters=SearchFilters(speaker="ms quiet"), mode=mode)
         assert [h.recording_id for h in hits] == ["quiet"], mode
-
-
-def talk(rid: str, text: str, speaker: str | None):
-    segment = Segment(0.0, 5.0, text, "en", [Word(0.0, 5.0, " " + text)])
-    recording = Recording(rid, rid, f"/talks/{rid}.ogg", f"hash-{rid}", 5.0, "en", "2026-01-01", speaker=speaker)
-    return recording, Transcript("en", 5.0, [segment]), [Chunk(rid, 0.0, 5.0, "en", text, None, 0)]
 
 
 def test_a_second_process_sees_writes_and_deletes_without_reopening(tmp_path):
@@ -191,7 +166,7 @@ def test_segment_files_of_a_write_that_never_committed_are_removed_at_open(tmp_p
     rng = np.random.default_rng(5)
     store = EmbeddedStore(tmp_path / "lib", DIM)
     add_recording(store, "a", unit(rng, 4))
-    name, _ = store.vectors.write(np.arange(2) * MAX_VIEWS, unit(rng, 2))  # crashed before its commit
+    name, _ = store.vectors.write(np.array([vector_id(c, ORIGINAL) for c in (0, 1)]), unit(rng, 2))  # crashed before its commit
     stray = list((tmp_path / "lib" / "vectors").glob(f"{name}.*"))
     assert len(stray) == 2
     reopened = EmbeddedStore(tmp_path / "lib", DIM)
