@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-translate", action="store_true", help="skip the English rendering")
     p.add_argument("--no-diarize", action="store_true", help="skip telling speakers apart")
     p.add_argument("--speakers", type=int, metavar="N", help="the number of speakers (default: estimated)")
+    p.add_argument("--hotwords", metavar="TERMS", help='names and terms the recordings hold, e.g. "Kazan, светофоры": '
+                   "whisper is steered to spell them so (default $TALKSEARCH_HOTWORDS)")
     _add_ray(p)
     _add_metadata(p)
 
@@ -122,6 +124,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         library=args.library, store=args.store, whisper_model=args.whisper_model, embed_model=args.embed_model, models_dir=args.models_dir,
         translate=False if getattr(args, "no_translate", False) else None,
         diarize=False if getattr(args, "no_diarize", False) else None, speakers=getattr(args, "speakers", None),
+        hotwords=getattr(args, "hotwords", None),
         host=getattr(args, "host", None), port=getattr(args, "port", None),
         ray=getattr(args, "ray", None), ray_workers=getattr(args, "ray_workers", None))
 

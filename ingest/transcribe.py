@@ -82,6 +82,9 @@ class WhisperSettings:
     main_probability: float | None = 0.9
     # A media file is decoded and transcribed this many minutes at a time (cut in a pause).
     window_minutes: float = 10.0
+    # Names, places and terms the recordings hold (e.g. "Kazan, светофоры, Sejong"), given to Whisper
+    # as hot words so it spells them as the user does (see benchmarks/hotwords.py for what it changes).
+    hotwords: str | None = None
 
 
 class Transcriber:
@@ -169,6 +172,7 @@ class Transcriber:
             temperature=list(self.settings.temperatures), word_timestamps=words, vad_filter=True,
             condition_on_previous_text=False, hallucination_silence_threshold=2.0 if words else None,
             no_repeat_ngram_size=0 if task == "transcribe" else self.settings.translate_no_repeat_ngram,
+            hotwords=self.settings.hotwords if task == "transcribe" else None,
         )
         return ((segment, start) for segment in segments), info
 

@@ -1,6 +1,7 @@
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from api.config import Settings
@@ -46,3 +47,24 @@ def test_changed_is_a_copy():
 def test_a_bad_number_is_a_user_error():
     with pytest.raises(UserError):
         Settings.from_env({"TALKSEARCH_BEAM_SIZE": "five"})
+
+
+def test_hot_words_reach_whisper_for_transcription_only():
+    """A glossary from the environment or --hotwords steers the transcribing pass; the English
+    rendering is left alone (hot words there would push the original's spellings into English)."""
+    from api.cli import build_parser, settings_from
+    from ingest.transcribe import Transcriber
+
+    assert Settings.from_env({"TALKSEARCH_HOTWORDS": "Kazan, светофоры"}).whisper.hotwords == "Kazan, светофоры"
+    args = build_parser().parse_args(["ingest", "talk.opus", "--hotwords", "Sejong"])
+    transcriber = Transcriber(settings_from(args).whisper)
+    asked = []
+
+    class Whisper:
+        def transcribe(self, audio, **options):
+            asked.append(options["hotwords"])
+            return iter(()), None
+    transcriber._model = Whisper()
+    for task in ("transcribe", "translate"):
+        transcriber._decode(np.zeros(16000, dtype=np.float32), 0.0, "ko", task, words=task == "transcribe")
+    assert asked == ["Sejong", None]
