@@ -82,6 +82,16 @@ class WhisperSettings:
     main_probability: float | None = 0.9
     # A media file is decoded and transcribed this many minutes at a time (cut in a pause).
     window_minutes: float = 10.0
+    # Silero VAD before Whisper (faster-whisper's vad_parameters): speech probability counted as
+    # speech, the pause that ends a stretch, and the margin kept either side of it.
+    vad_threshold: float = 0.5
+    vad_min_silence_ms: int = 2000
+    vad_pad_ms: int = 400
+    # Seconds of silence around a doubtful word run past which Whisper's text there is dropped
+    # (faster-whisper's hallucination_silence_threshold; None: off). Needs word timestamps.
+    hallucination_silence: float | None = 2.0
+    # A segment is dropped when more than this share of its words take no time (None: never).
+    untimed_share: float | None = 0.5
 
 
 class Transcriber:
@@ -167,17 +177,20 @@ class Transcriber:
         segments, info = self._model.transcribe(
             audio[lo:hi], language=language, task=task, beam_size=self.settings.beam_size,
             temperature=list(self.settings.temperatures), word_timestamps=words, vad_filter=True,
-            condition_on_previous_text=False, hallucination_silence_threshold=2.0 if words else None,
+            vad_parameters={"threshold": self.settings.vad_threshold, "speech_pad_ms": self.settings.vad_pad_ms,
+                            "min_silence_duration_ms": self.settings.vad_min_silence_ms},
+            condition_on_previous_text=False,
+            hallucination_silence_threshold=self.settings.hallucination_silence if words else None,
             no_repeat_ngram_size=0 if task == "transcribe" else self.settings.translate_no_repeat_ngram,
         )
         return ((segment, start) for segment in segments), info
 
-    @staticmethod
-    def _collect(decoded: Iterable, language: str, progress: Callable[[float], None]) -> list[Segment]:
+    def _collect(self, decoded: Iterable, language: str, progress: Callable[[float], None]) -> list[Segment]:
         kept: list[Segment] = []
         for raw, offset in decoded:
             progress(raw.end + offset)
-            if not keep_segment(raw.text, raw.avg_logprob, raw.no_speech_prob):
+            durations = [w.end - w.start for w in raw.words or []]
+            if not keep_segment(raw.text, raw.avg_logprob, raw.no_speech_prob, durations, self.settings.untimed_share):
                 log.info("dropped segment %.1f-%.1f: %r", raw.start + offset, raw.end + offset, raw.text[:60])
                 continue
             words = [Word(float(w.start + offset), float(w.end + offset), w.word, float(w.probability)) for w in raw.words or []]
