@@ -19,7 +19,7 @@ from pathlib import Path
 
 from api.config import Settings
 from api.demo_library import DEMO_DIR, demo_talks
-from benchmarks.ingest import character_error_rate
+from benchmarks.speech import character_error_rate
 from index.lexical import Analyzer
 from ingest.media import load_audio
 from ingest.transcribe import Transcriber

@@ -19,22 +19,20 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import re
 import sys
 import tempfile
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import av
 import numpy as np
 
 from api.config import Settings
 from api.demo_library import DEMO_DIR, demo_talks
+from benchmarks.speech import character_error_rate, fixture_clips, write_flac
 from ingest.media import SAMPLE_RATE, AudioSource, load_audio
 from ingest.transcribe import Transcriber, WhisperSettings
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 LANGUAGES = ("en", "ru", "ko")
 # The path before windows: every temperature retried, translation free to loop, the language
 # of every 10-s window heard.
@@ -43,29 +41,8 @@ BASELINE = {"temperatures": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), "translate_no_repeat
 
 def sources(language: str) -> list[tuple[Path, str]]:
     """(media file, the text spoken in it) for one language: demo talks, then fixtures if present."""
-    found = [(DEMO_DIR / t["file"], " ".join(t["sentences"])) for t in demo_talks()
-             if t["media"] == "audio" and t["language"] == language]
-    if FIXTURES.is_dir():
-        found += [(p, p.with_suffix(".txt").read_text(encoding="utf-8"))
-                  for p in sorted((FIXTURES / language).glob("*.flac")) if p.with_suffix(".txt").is_file()]
-        table = FIXTURES / language / "zeroth" / "references.tsv"
-        if table.is_file():
-            rows = [line.split("\t") for line in table.read_text(encoding="utf-8").splitlines()[1:]]
-            found += [(table.parent / name, text) for name, text, *_ in rows]
-    return found
-
-
-def write_flac(path: Path, samples: np.ndarray) -> None:
-    with av.open(str(path), "w", format="flac") as out:
-        stream = out.add_stream("flac", rate=SAMPLE_RATE, layout="mono")
-        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
-        for at in range(0, pcm.size, 1 << 16):
-            frame = av.AudioFrame.from_ndarray(pcm[at: at + (1 << 16)].reshape(1, -1), format="s16", layout="mono")
-            frame.sample_rate, frame.pts = SAMPLE_RATE, at
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    return [(DEMO_DIR / t["file"], " ".join(t["sentences"])) for t in demo_talks()
+            if t["media"] == "audio" and t["language"] == language] + fixture_clips(language)
 
 
 def material(language: str, minutes: float, folder: Path) -> tuple[Path, str] | None:
@@ -79,23 +56,6 @@ def material(language: str, minutes: float, folder: Path) -> tuple[Path, str] | 
     path = folder / f"{language}_{minutes:g}min.flac"
     write_flac(path, np.tile(once, repeats))
     return path, " ".join([" ".join(text for _, text in clips)] * repeats)
-
-
-def _letters(text: str) -> np.ndarray:
-    return np.frombuffer(re.sub(r"[\W_]+", "", text.lower()).encode("utf-32-le"), dtype=np.uint32)
-
-
-def character_error_rate(hypothesis: str, reference: str) -> float:
-    """Levenshtein distance over letters and digits (case, spaces and punctuation ignored)."""
-    ref, hyp = _letters(reference), _letters(hypothesis)
-    cols = np.arange(hyp.size + 1)
-    row = cols.copy()
-    for i, letter in enumerate(ref, start=1):
-        step = np.empty_like(row)
-        step[0] = i
-        step[1:] = np.minimum(row[1:] + 1, row[:-1] + (hyp != letter))
-        row = np.minimum.accumulate(step - cols) + cols
-    return float(row[-1]) / max(1, ref.size)
 
 
 def peak_rss_kib() -> int:

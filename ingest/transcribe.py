@@ -31,6 +31,45 @@ words timed and the same languages detected. What changed, and what did not:
   0.129), without them its segments are whole 30-s chunks and Russian CER went 0.053 -> 0.151.
   Beam 2 lost Russian words (CER 0.22); beam 3 read like beam 5 but its speed could not be
   told apart from noise on the shared machine, so beam 5 stays.
+
+Invented and refused speech, ``python -m benchmarks.asr --compare before,vad-0.35,vad-silence-500,silence-off``
+(2026-11-26, the 2-core machine shared, load average 5-7: rows that decoded the same text differ
+in RTF by up to 2x, so these runs support no speed claim), every fixture clip with a reference (ko: 20 Zeroth read-news clips and 3 others, ru 3,
+en 1): character error rate, letters trailing the reference (``tail``), clips refused, RTF.
+
+| ko CER / tail / RTF | ru CER / tail / RTF | en CER / RTF | settings |
+|---|---|---|---|
+| 0.148 / 0 / 0.495 | 0.086 / 46 / 0.258 | 0.000 / 0.122 | before |
+| 0.148 / 0 / 0.488 | 0.046 / 0 / 0.300 | 0.000 / 0.124 | now: segments of timeless words dropped |
+| 0.145 / 0 / 0.505 | 0.046 / 0 / 0.225 | 0.000 / 0.173 | now + VAD threshold 0.35 |
+| 0.149 / 0 / 0.521 | 0.046 / 0 / 0.188 | 0.000 / 0.257 | now + VAD min silence 500 ms |
+| 0.148 / 0 / 0.496 | 0.046 / 0 / 0.242 | 0.000 / 0.256 | now + hallucination_silence_threshold off |
+
+No clip was refused. The one invented tail is the Russian rainbow clip's closing «Редактор
+субтитров А.Синецкая Корректор В.Сухиашвили», its words stamped on the last frame; dropping
+segments whose words mostly take no time (``ingest.guards.is_untimed``) removed it and nothing
+else (every other transcript came out the same). The other levers changed no tail and no refusal
+and are not adopted: VAD threshold 0.35 read 4 Korean clips differently for a net CER change of
+-0.003, a 500-ms VAD pause 10 Korean clips for +0.001 (both within the noise of a few words), and
+hallucination_silence_threshold off (or at 1 s, tried on the rainbow clip alone) changed nothing.
+Cutting words timed outside the VAD's speech was not built: with ``vad_filter`` Whisper hears
+only that speech, so its words cannot fall outside it (invented words are stamped on the last
+frame of the speech heard).
+
+Made harder (a second run, ``--compare before,vad-0.35 --conditions quiet,trailing``): ``quiet``
+puts each clip at -45 dBFS over pink noise 5 dB below it, ``trailing`` follows it with 20 s of
+that noise. Quiet: Korean CER 0.367 before and now, 0.360 with VAD threshold 0.35 (Russian 0.060,
+English 0.010 for all three); one clip refused by all three. Trailing: Korean 0.142 / 0.142 /
+0.150, Russian 0.085 (the credits again, tail 46) / 0.045 / 0.046, English 0.000; no other tail,
+no refusal. The quiet refusal (Zeroth 0089) is not the VAD's doing: Silero hears the whole clip at
+thresholds 0.5 down to 0.15. Whisper loops on it («검은색» eight times), the loop guard drops the
+segment and nothing is left. VAD 0.35 helped on quiet clips and hurt after them, so it is not
+adopted. Whisper's fallback for transcription only (``retry_temperatures`` 0.2…1.0, third run,
+``--compare retry --conditions recorded,quiet``) reads that clip at temperature 0.6 («…강철…
+선물입니까?», no refusal; quiet Korean CER 0.367 -> 0.353), but the low-confidence retries it also
+makes cost the Russian phone prompts words (CER 0.046 -> 0.072 recorded, 0.060 -> 0.093 quiet)
+and doubled Russian RTF (0.16 -> 0.33): not adopted. Retrying only the stretches the loop guard
+drops would keep the gain without that cost; not built yet.
 """
 from __future__ import annotations
 
@@ -70,6 +109,9 @@ class WhisperSettings:
     # Whisper decodes again at each next temperature when a result loops or is unsure. Measured,
     # the retries almost never win (see the module docstring); our guards drop loops instead.
     temperatures: tuple[float, ...] = (0.0,)
+    # Temperatures a transcribed (not translated) stretch is decoded again at when it still loops
+    # or is unsure, after ``temperatures`` (Whisper's fallback; empty: none).
+    retry_temperatures: tuple[float, ...] = ()
     # The translate pass may not repeat any run of this many words (0: no limit): whisper base
     # loops on Korean otherwise ("it is said that it is said ...").
     translate_no_repeat_ngram: int = 3
@@ -82,6 +124,16 @@ class WhisperSettings:
     main_probability: float | None = 0.9
     # A media file is decoded and transcribed this many minutes at a time (cut in a pause).
     window_minutes: float = 10.0
+    # Silero VAD before Whisper (faster-whisper's vad_parameters): speech probability counted as
+    # speech, the pause that ends a stretch, and the margin kept either side of it.
+    vad_threshold: float = 0.5
+    vad_min_silence_ms: int = 2000
+    vad_pad_ms: int = 400
+    # Seconds of silence around a doubtful word run past which Whisper's text there is dropped
+    # (faster-whisper's hallucination_silence_threshold; None: off). Needs word timestamps.
+    hallucination_silence: float | None = 2.0
+    # A segment is dropped when more than this share of its words take no time (None: never).
+    untimed_share: float | None = 0.5
     # Names, places and terms the recordings hold (e.g. "Kazan, светофоры, Sejong"), given to Whisper
     # as hot words so it spells them as the user does (see benchmarks/hotwords.py for what it changes).
     hotwords: str | None = None
@@ -169,19 +221,23 @@ class Transcriber:
         hi = audio.size if end is None else int(end * SAMPLE_RATE)
         segments, info = self._model.transcribe(
             audio[lo:hi], language=language, task=task, beam_size=self.settings.beam_size,
-            temperature=list(self.settings.temperatures), word_timestamps=words, vad_filter=True,
-            condition_on_previous_text=False, hallucination_silence_threshold=2.0 if words else None,
+            temperature=[*self.settings.temperatures, *(self.settings.retry_temperatures if task == "transcribe" else ())],
+            word_timestamps=words, vad_filter=True,
+            vad_parameters={"threshold": self.settings.vad_threshold, "speech_pad_ms": self.settings.vad_pad_ms,
+                            "min_silence_duration_ms": self.settings.vad_min_silence_ms},
+            condition_on_previous_text=False,
+            hallucination_silence_threshold=self.settings.hallucination_silence if words else None,
             no_repeat_ngram_size=0 if task == "transcribe" else self.settings.translate_no_repeat_ngram,
             hotwords=self.settings.hotwords if task == "transcribe" else None,
         )
         return ((segment, start) for segment in segments), info
 
-    @staticmethod
-    def _collect(decoded: Iterable, language: str, progress: Callable[[float], None]) -> list[Segment]:
+    def _collect(self, decoded: Iterable, language: str, progress: Callable[[float], None]) -> list[Segment]:
         kept: list[Segment] = []
         for raw, offset in decoded:
             progress(raw.end + offset)
-            if not keep_segment(raw.text, raw.avg_logprob, raw.no_speech_prob):
+            durations = [w.end - w.start for w in raw.words or []]
+            if not keep_segment(raw.text, raw.avg_logprob, raw.no_speech_prob, durations, self.settings.untimed_share):
                 log.info("dropped segment %.1f-%.1f: %r", raw.start + offset, raw.end + offset, raw.text[:60])
                 continue
             words = [Word(float(w.start + offset), float(w.end + offset), w.word, float(w.probability)) for w in raw.words or []]

@@ -1,9 +1,12 @@
 """The shared third-party speech clips (real and synthetic voices): language, words, timing,
-translation without repetition loops, and a talk that switches language midway."""
+translation without repetition loops, a talk that switches language midway, no text invented after
+the speech and quiet speech heard."""
 from __future__ import annotations
 
 import numpy as np
 
+from benchmarks.asr import harder
+from benchmarks.speech import character_errors
 from ingest.align import overlap
 from ingest.guards import is_repetition_loop
 from ingest.media import SAMPLE_RATE, load_audio
@@ -56,3 +59,23 @@ def test_a_talk_that_switches_language_is_labelled_per_segment(models):
     assert "интеллект" in " ".join(s.text for s in second).lower()
     # only the Russian half is translated
     assert transcript.translation and min(s.start for s in transcript.translation) >= switch - 1.5
+
+
+@needs_fixtures("ru/mimic3_ru_rainbow.flac")
+def test_no_text_is_invented_after_the_speech_ends(real_app):
+    # whisper base closes this clip with subtitle credits timed on its last frame
+    path = FIXTURES / "ru/mimic3_ru_rainbow.flac"
+    transcript = real_app.transcriber(load_audio(path), translate=False)
+    text = " ".join(s.text for s in transcript.segments)
+    _, trailing = character_errors(text, path.with_suffix(".txt").read_text(encoding="utf-8"))
+    assert trailing <= 3, text[-80:]
+    assert "оттенков" in text.lower()
+
+
+@needs_fixtures("ko/leopard_test_ko.flac")
+def test_quiet_speech_over_room_noise_is_heard(real_app):
+    quiet = harder(load_audio(FIXTURES / "ko/leopard_test_ko.flac"), "quiet", np.random.default_rng(0))
+    assert np.sqrt(np.mean(np.square(quiet))) < 0.01
+    transcript = real_app.transcriber(quiet, translate=False)
+    assert transcript.language == "ko"
+    assert "옆으로" in " ".join(s.text for s in transcript.segments)

@@ -1,4 +1,4 @@
-from ingest.guards import is_known_hallucination, is_repetition_loop, keep_segment
+from ingest.guards import is_known_hallucination, is_repetition_loop, is_untimed, keep_segment
 
 
 def test_repetition_loops_are_caught():
@@ -22,3 +22,17 @@ def test_stock_phrases_over_silence_are_dropped_only_when_alone():
 def test_low_confidence_silence_is_dropped():
     assert not keep_segment("Some words", avg_logprob=-1.5, no_speech_prob=0.9)
     assert keep_segment("Some words", avg_logprob=-0.3, no_speech_prob=0.9)
+
+
+def test_a_segment_whose_words_take_no_time_is_dropped():
+    # «Редактор субтитров А.Синецкая Корректор В.Сухиашвили», as whisper base timed it on the last frame
+    credits = [0.4, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert is_untimed(credits, 0.5)
+    assert not keep_segment("Редактор субтитров", avg_logprob=-0.65, no_speech_prob=0.75, durations=credits)
+    assert not is_untimed(credits, None)
+
+
+def test_heard_words_and_a_stray_timeless_one_are_kept():
+    assert not is_untimed([0.3, 0.0, 0.25, 0.4], 0.5)
+    assert not is_untimed([0.0, 0.0], 0.5), "too few words to tell"
+    assert keep_segment("Данок.", avg_logprob=-0.86, no_speech_prob=0.38, durations=[0.44])
