@@ -15,12 +15,12 @@ from rich.console import Console
 from rich.table import Table
 
 from core.errors import UserError
-from index.library import SEARCH_MODES, Hit, SearchRequest
+from index.library import SEARCH_MODES, SearchRequest
 from index.ranking import SearchFilters
 from ingest.records import Recording
 
-from .metrics import (Judgement, LabelledQuery, aggregate, aggregate_splits, judge, load_queries, metric_names, splits,
-                      subsets, with_pairs)
+from .metrics import (Judgement, LabelledQuery, Located, aggregate, aggregate_splits, judge, load_queries, metric_names,
+                      splits, subsets, with_pairs)
 
 
 class Searchable(Protocol):
@@ -28,7 +28,7 @@ class Searchable(Protocol):
 
     where: str
 
-    def search(self, request: SearchRequest) -> list[Hit]: ...
+    def search(self, request: SearchRequest) -> list[Located]: ...
 
     def recordings(self) -> list[Recording]: ...
 
@@ -39,6 +39,8 @@ class ModeRun:
 
     judgements: list[Judgement] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    # How long each answered query's first hit is: a wider span overlaps a label more easily.
+    top_seconds: list[float] = field(default_factory=list)
     error: Exception | None = None
 
 
@@ -64,6 +66,8 @@ def run_mode(app: Searchable, labels: list[LabelledQuery], mode: str, k: int,
             hits = app.search(SearchRequest(label.query, k, mode, SearchFilters(language=language)))
             run.seconds.append(time.perf_counter() - started)
             run.judgements.append(judge(label, hits))
+            if hits:
+                run.top_seconds.append(hits[0].end - hits[0].start)
     except Exception as exc:  # noqa: BLE001 - any failure makes just this mode unavailable
         return ModeRun(error=exc)
     return run
@@ -79,6 +83,7 @@ def report(labels: list[LabelledQuery], runs: dict[str, ModeRun], k: int) -> dic
             modes[mode] = {"available": False, "error": f"{type(run.error).__name__}: {run.error}"}
         else:
             modes[mode] = {"available": True, "latency_ms": round(1000 * sum(run.seconds) / len(run.seconds), 1),
+                           "top_hit_seconds": round(sum(run.top_seconds) / max(len(run.top_seconds), 1), 1),
                            "metrics": aggregate(labels, run.judgements, k), "splits": aggregate_splits(labels, run.judgements, k)}
     ok = {mode: run for mode, run in runs.items() if run.error is None}
     per_query = [{"query": label.query, "tags": list(label.tags), "split": label.split,
@@ -127,7 +132,8 @@ def print_report(result: dict, console: Console) -> None:
         table.add_section()
     console.print(table)
     for mode, r in modes.items():
-        note = f"mean search latency {r['latency_ms']:.1f} ms" if r["available"] else f"unavailable ({r['error']})"
+        note = (f"mean search latency {r['latency_ms']:.1f} ms, first hit {r['top_hit_seconds']:.1f} s long on average"
+                if r["available"] else f"unavailable ({r['error']})")
         console.print(f"{mode}: {note}", highlight=False)
 
 
@@ -145,15 +151,20 @@ def warn_missing(library: str, labels: list[LabelledQuery], languages: dict[str,
               f"{', '.join(missing)}; their queries count as misses", file=sys.stderr)
 
 
+def load_labels(app: Searchable, queries: Path) -> list[LabelledQuery]:
+    """The query file's labels, each tagged with its language pair as the library holds it."""
+    labels = load_queries(queries)
+    languages = {Path(r.source).name: r.language for r in app.recordings()}  # labels name recordings by file name
+    warn_missing(app.where, labels, languages)
+    return with_pairs(labels, languages)
+
+
 def run_eval(app: Searchable, queries: Path, k: int, modes: str, console: Console | None) -> int:
     """Score the query file in each mode; print the table on ``console``, or JSON without one."""
     if k < 1:
         raise UserError("--k must be at least 1")
-    labels = load_queries(queries)
+    labels = load_labels(app, queries)
     chosen = parse_modes(modes)
-    languages = {Path(r.source).name: r.language for r in app.recordings()}  # labels name recordings by file name
-    warn_missing(app.where, labels, languages)
-    labels = with_pairs(labels, languages)
     runs = {mode: run_mode(app, labels, mode, k) for mode in chosen}
     if all(run.error is not None for run in runs.values()):
         raise next(iter(runs.values())).error  # nothing to compare: the library itself is the problem
