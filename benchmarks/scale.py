@@ -35,7 +35,7 @@ from index.centering import RECIPE
 from index.embedder import DEFAULT_EMBEDDER
 from index.indexing import chunk_views
 from index.store import EmbeddedStore
-from index.vectors import SENTENCE_VIEWS, VectorSettings
+from index.vectors import VectorSettings
 from ingest.align import attach
 from ingest.chunking import chunk_transcript
 from ingest.records import Recording, Segment, Transcript, Word
@@ -261,10 +261,7 @@ def real_recall(efforts: list[int], queries_n: int = 200) -> dict[int, float]:
             for batch in batches:
                 store.add(*batch)
             store.maintain()
-            reference = {}
-            for chunk_id in store.vectors.chunk_ids():  # every view that ranks (sentence views only place hits)
-                views, vectors_of_chunk = store.vectors.views(chunk_id)
-                reference[chunk_id] = vectors_of_chunk[views < SENTENCE_VIEWS]
+            reference = {chunk_id: store.vectors.views(chunk_id)[1] for chunk_id in store.vectors.chunk_ids()}  # every view ranks
             found = []
             for q in vectors:
                 best = sorted(reference, key=lambda c: -float((reference[c] @ q).max()))[:10]
