@@ -54,7 +54,10 @@ from .ranking import SearchFilters
 from .store import EmbeddedStore, Finding, Store, StoreError, chunk_terms, folder_dimension, sentence_terms, shown, view_rows
 from .vectors import VectorSettings, View
 
-_SPEAKERS_UPGRADE = """
+# Columns and tables added after libraries were made, added at open when any is missing
+# (``_UPGRADED``: the columns they bring, the speakers table's ``voice`` standing for the table).
+_UPGRADED = (("segments", "speaker"), ("chunks", "speaker"), ("chunks", "translation_confidence"), ("speakers", "voice"))
+_UPGRADES = """
 ALTER TABLE segments ADD COLUMN IF NOT EXISTS speaker TEXT;
 ALTER TABLE chunks ADD COLUMN IF NOT EXISTS speaker TEXT;
 ALTER TABLE chunks ADD COLUMN IF NOT EXISTS translation_confidence DOUBLE PRECISION;
@@ -394,11 +397,14 @@ class PgStore:
                             conn.execute(_SCHEMA.format(dimension=int(dimension), m=int(settings.hnsw_m)))
                 finally:
                     conn.execute(f"SELECT pg_advisory_unlock({_LOCK_KEY})")
-            if conn.execute("SELECT to_regclass('speakers')").fetchone()[0] is None:  # made before speakers
+            present = conn.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() "
+                                   "AND (table_name, column_name) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+                                   ([t for t, _ in _UPGRADED], [c for _, c in _UPGRADED])).fetchone()[0]
+            if present < len(_UPGRADED):
                 conn.execute(f"SELECT pg_advisory_lock({_LOCK_KEY})")
                 try:
                     with conn.transaction():
-                        conn.execute(_SPEAKERS_UPGRADE)
+                        conn.execute(_UPGRADES)
                 finally:
                     conn.execute(f"SELECT pg_advisory_unlock({_LOCK_KEY})")
             self.connections.know_vectors(conn)

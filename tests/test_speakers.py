@@ -140,3 +140,18 @@ def test_an_older_postgres_library_gains_the_speaker_columns(new_database):
     store = PgStore(uri, 8)
     assert store.records.speakers("none") == []
     keeps_speakers(store.records)
+
+
+def test_an_older_postgres_library_gains_the_rendering_confidence(new_database):
+    """A library made with speakers but before renderings were scored is upgraded too."""
+    import psycopg
+
+    from index.pgstore import PgStore
+
+    uri = new_database("before-confidence")
+    PgStore(uri, 8)
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute("ALTER TABLE chunks DROP COLUMN translation_confidence")
+    store = PgStore(uri, 8)
+    keeps_speakers(store.records)
+    assert all(c.translation_confidence is None for c in store.records.chunks_of("new"))
