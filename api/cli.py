@@ -146,8 +146,6 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return serve(settings)
 
 
-
-
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from .demo_library import run_demo
 

@@ -154,9 +154,11 @@ class ClipShaper:
             words = [w for s in passage.segments for w in s.words if w.start >= start - 0.01 and w.end <= end + 0.01]
             text = "".join(w.text for w in words).strip() or text
         translation = None if chunk.language == "en" else (render(passage.translation, start, end) or chunk.translation)
+        confidence = chunk.translation_confidence if translation else None
         return Hit(chunk.recording_id, recording.title, recording.source, round(start, 2), round(end, 2), chunk.language,
                    text, translation, round(score, 4), approximate=approximate,
-                   speaker=self.speaker(recording, inside, chunk.speaker), **_confidence(chunk if translation else None))
+                   speaker=self.speaker(recording, inside, chunk.speaker), translation_confidence=confidence,
+                   translation_doubtful=confidence is not None and confidence < LOW_RENDERING)
 
     def speaker(self, recording: Recording, units: list[Sentence], label: str | None) -> str | None:
         """The voice talking longest in ``units`` (``label``, the chunk's, when they have none), by name."""
@@ -187,10 +189,3 @@ class ClipShaper:
             hit.highlights = [[t.start, t.end] for t in analysed[2 * i] if t.text in terms]
             hit.translation_highlights = [[t.start, t.end] for t in analysed[2 * i + 1] if t.text in terms]
         return hits
-
-
-def _confidence(chunk: Chunk | None) -> dict:
-    """A hit's rendering confidence, from the chunk it shows the English of."""
-    confidence = chunk and chunk.translation_confidence
-    return {"translation_confidence": confidence,
-            "translation_doubtful": confidence is not None and confidence < LOW_RENDERING}

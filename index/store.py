@@ -357,14 +357,12 @@ def view_rows(views: list[View], vectors: np.ndarray) -> tuple[list[tuple[int, i
     """What the records keep about embedded views: the (chunk id, view, start, end) rows of the
     window and sentence views (whole-chunk views span the chunk), and per chunk with an English
     rendering the cosine of its two whole-chunk vectors, which says how far the rendering means
-    what was said (see ``retrieval.LOW_RENDERING``)."""
+    what was said (see ``ranking.LOW_RENDERING``)."""
     rows = [(v.chunk, v.view, v.start, v.end) for v in views if v.view not in (ORIGINAL, ENGLISH)]
-    whole = {(v.chunk, v.view): i for i, v in enumerate(views) if v.view in (ORIGINAL, ENGLISH)}
-    confidence = {}
-    for (chunk, view), i in whole.items():
-        if view == ENGLISH and (chunk, ORIGINAL) in whole:
-            spoken, english = vectors[whole[chunk, ORIGINAL]], vectors[i]
-            confidence[chunk] = round(float(spoken @ english / (np.linalg.norm(spoken) * np.linalg.norm(english) or 1.0)), 4)
+    whole = {(v.chunk, v.view): vector for v, vector in zip(views, vectors) if v.view in (ORIGINAL, ENGLISH)}
+    confidence = {chunk: round(float(spoken @ english / (np.linalg.norm(spoken) * np.linalg.norm(english) or 1.0)), 4)
+                  for (chunk, view), english in whole.items()
+                  if view == ENGLISH and (spoken := whole.get((chunk, ORIGINAL))) is not None}
     return rows, confidence
 
 
