@@ -44,10 +44,10 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from benchmarks import FIXTURES
 from ingest.diarize import RECOGNISED, Diarization, DiarizationSettings, ResemblyzerDiarizer, Turn, speech_spans
 from ingest.media import SAMPLE_RATE, load_audio
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 COLLAR = 0.25
 FRAME = 0.01
 ENGLISH = [

@@ -32,11 +32,10 @@ import numpy as np
 import srt
 
 from api.config import Settings
+from benchmarks import FIXTURES, ROOT
 from index.centering import NEUTRAL
 from index.embedder import BACKENDS, Embedder, EmbedderSettings
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures"
 QUERY_PATH_IMPORTS = {"torch": "sentence_transformers", "onnx": "onnxruntime, tokenizers",
                       "onnx-int8": "onnxruntime, tokenizers"}
 BLOCK = 20

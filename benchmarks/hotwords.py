@@ -19,12 +19,12 @@ from pathlib import Path
 
 from api.config import Settings
 from api.demo_library import DEMO_DIR, demo_talks
+from benchmarks import FIXTURES
 from benchmarks.speech import character_error_rate
 from index.lexical import Analyzer
 from ingest.media import load_audio
 from ingest.transcribe import Transcriber
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 GLOSSARIES = {
     "ru_smart_traffic_lights.opus": "светофоры, Казань, перекрёстки",
     "ru_cybersecurity.opus": "кибербезопасность, злоумышленники, центр мониторинга",

@@ -60,6 +60,7 @@ from rich.table import Table
 from api.config import Settings
 from api.render import console
 from api.service import Talksearch
+from benchmarks import ROOT
 from evaluation.metrics import LabelledQuery
 from evaluation.runner import ModeRun, load_labels, report, run_mode
 from index.backends import open_store, stored_dimension
@@ -68,7 +69,6 @@ from ingest.records import Chunk, Recording
 
 from . import subtitles
 
-ROOT = Path(__file__).resolve().parent.parent
 DEV_QUERIES = ROOT / "tests" / "eval" / "dev.jsonl"
 K = 10
 # txtai's settings per mode beyond the model path (none for lexical: BM25 needs no model).

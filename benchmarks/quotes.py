@@ -19,12 +19,11 @@ import json
 import sys
 from pathlib import Path
 
+from benchmarks import FIXTURES, ROOT
 from core.language import normalise
 from index.catalog import Catalog
 from index.quotes import contains, near
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures"
 THRESHOLDS = range(50, 96, 2)
 MAX_FALSE = 0.05
 

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import numpy as np
 
+from benchmarks import FIXTURES, ROOT
 from index.centering import RECIPE
 from index.embedder import DEFAULT_EMBEDDER
 from index.indexing import chunk_views
@@ -41,8 +42,6 @@ from ingest.chunking import chunk_transcript
 from ingest.records import Recording, Segment, Transcript, Word
 from ingest.subtitles import read_transcript
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures"
 DIMENSION = 384
 TOPICS = 64
 

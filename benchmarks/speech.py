@@ -9,10 +9,10 @@ import av
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
+from benchmarks import FIXTURES
 from core.language import normalise
 from ingest.media import SAMPLE_RATE
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 
 
 def fixture_clips(language: str) -> list[tuple[Path, str]]:

@@ -50,6 +50,7 @@ from typing import Mapping
 from api.config import Settings
 from api.render import console
 from api.service import Talksearch
+from benchmarks import FIXTURES
 from core.language import normalise
 from evaluation.metrics import LabelledQuery, Span, is_quote
 from evaluation.runner import print_report, report, run_mode
@@ -57,8 +58,7 @@ from index.library import SEARCH_MODES
 from ingest.records import Metadata, Segment
 from ingest.subtitles import read_transcript
 
-ROOT = Path(__file__).resolve().parent.parent
-SUBTITLES = ROOT.parent / "shared" / "fixtures" / "subtitles"
+SUBTITLES = FIXTURES / "subtitles"
 PAIRED, DISTRACTORS = SUBTITLES / "pyconkr2020", SUBTITLES / "pyconkr2019_ko_only"
 TOLERANCE = 3.0  # seconds each side of the query's cue
 MIN_WORDS, MIN_HANGUL = 5, 8

@@ -5,27 +5,14 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-import av
 import numpy as np
 import pytest
 
-from ingest.align import overlap
+from benchmarks.speech import write_flac
 from core.errors import MediaError
+from ingest.align import overlap
 from ingest.media import SAMPLE_RATE, AudioSource, load_audio
 from tests.helpers import DEMO
-
-
-def write_flac(path, samples: np.ndarray) -> None:
-    with av.open(str(path), "w", format="flac") as out:
-        stream = out.add_stream("flac", rate=SAMPLE_RATE, layout="mono")
-        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
-        for at in range(0, pcm.size, 4096):
-            frame = av.AudioFrame.from_ndarray(pcm[at: at + 4096].reshape(1, -1), format="s16", layout="mono")
-            frame.sample_rate, frame.pts = SAMPLE_RATE, at
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
 
 
 def declare_duration(path, seconds: float) -> None:
