@@ -47,9 +47,10 @@ class Talksearch:
         self._cluster: Cluster | None = None
         self._joining = threading.Lock()  # the API's job thread joins the cluster; requests may close it
 
-    def warm_up(self) -> None:
-        """Load the models this process runs: not whisper when Ray workers transcribe."""
-        if not self.settings.ray.address:
+    def warm_up(self, ingest: bool = True) -> None:
+        """Load the models this process runs: the query embedder, and with ``ingest`` whisper and the
+        voice encoder too, unless Ray workers transcribe."""
+        if ingest and not self.settings.ray.address:
             self.transcriber.warm_up()
             if self.settings.ingest.diarize:
                 self.diarizer.warm_up()

