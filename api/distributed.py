@@ -77,7 +77,7 @@ class Worker:
         return ray.get_runtime_context().get_node_id(), os.getpid()
 
     def transcribe(self, board: ray.actor.ActorHandle, key: tuple[int, int], samples: np.ndarray, offset: float,
-                   language: str | None, translate: bool) -> Heard:
+                   language: str | None, translate: bool, hotwords: str | None = None) -> Heard:
         """One window; the seconds of it done go to the driver's ``board`` as ``(key, seconds)``, unawaited.
         (The board comes with each call: an actor handle among a restartable actor's own arguments is
         kept by nobody for its restart, ray-project/ray#53727.)"""
@@ -88,7 +88,7 @@ class Worker:
                 last[0] = time.monotonic()
                 board.put_nowait.remote((key, seconds))
 
-        return self.service.transcriber.window(samples, offset, language, language is not None, translate, report)
+        return self.service.transcriber.window(samples, offset, language, language is not None, translate, report, hotwords)
 
     def prepare(self, transcript, recording: str) -> Prepared:
         return self.service.prepare(transcript, recording)
@@ -102,6 +102,7 @@ class _File:
     path: Path
     meta: Metadata
     name: str | None
+    hotwords: str | None = None
     digest: str = ""
     windows: Iterator[tuple[float, np.ndarray]] | None = None  # still being sent while not None
     expected: float = 0.0
@@ -145,18 +146,20 @@ class Cluster:
             ray.shutdown()
 
     def ingest_one(self, path: Path, meta: Metadata, name: str | None,
-                   progress: Callable[[float], None] | None = None) -> Outcome:
+                   progress: Callable[[float], None] | None = None, hotwords: str | None = None) -> Outcome:
         """One file, as ``Talksearch.ingest`` does it (its windows spread over the workers)."""
-        result = next(self.ingest([(path, meta, name)], progress and (lambda index, fraction: progress(fraction))))
+        result = next(self.ingest([(path, meta, name)], progress and (lambda index, fraction: progress(fraction)), hotwords))
         if isinstance(result, TalksearchError):
             raise result
         return result
 
     def ingest(self, items: list[tuple[Path, Metadata, str | None]],
-               progress: Callable[[int, float], None] | None = None) -> Iterator[Outcome | TalksearchError]:
+               progress: Callable[[int, float], None] | None = None,
+               hotwords: str | None = None) -> Iterator[Outcome | TalksearchError]:
         """(path, metadata, client's name) in, each file's outcome or error out, in the same order
-        as each is stored. ``progress(index, fraction)`` follows each file's transcription."""
-        files = [_File(i, path, meta, name) for i, (path, meta, name) in enumerate(items)]
+        as each is stored. ``progress(index, fraction)`` follows each file's transcription;
+        ``hotwords`` are these files' own, beside the settings' glossary."""
+        files = [_File(i, path, meta, name, hotwords) for i, (path, meta, name) in enumerate(items)]
         waiting = iter(files)
         feeding: _File | None = None
         running: dict[ray.ObjectRef, tuple[_File, int | None, ray.actor.ActorHandle]] = {}
@@ -209,7 +212,8 @@ class Cluster:
                     f.sent += 1
                     f.done[index] = 0.0
                     submit(f, index, lambda worker: worker.transcribe.remote(
-                        self.board.actor, (f.index, index), samples, offset, f.meta.language, self.service.settings.ingest.translate))
+                        self.board.actor, (f.index, index), samples, offset, f.meta.language, self.service.settings.ingest.translate,
+                        f.hotwords))
                 if not running:
                     continue
                 finished, _ = ray.wait(list(running), num_returns=1, timeout=REPORT_SECONDS)

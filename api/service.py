@@ -80,19 +80,21 @@ class Talksearch:
         return self.settings.ingest.max_duration_hours * 3600
 
     def ingest(self, path: Path, meta: Metadata | None = None, progress: Callable[[float], None] | None = None,
-               names: Mapping[Path, str] | None = None) -> Outcome:
+               names: Mapping[Path, str] | None = None, hotwords: str | None = None) -> Outcome:
         """Transcribe, translate, chunk and index one media file (on the Ray cluster when
         ``settings.ray.address`` names one). Same bytes twice is a no-op.
-        ``names``: what a client called the files it uploaded (see ``_recording``)."""
+        ``names``: what a client called the files it uploaded (see ``_recording``); ``hotwords``:
+        names and terms this recording holds, for Whisper beside the server's glossary."""
         meta, names = meta or Metadata(), names or {}
         with self._as_sent(names):
             if self.settings.ray.address:
-                return self.cluster.ingest_one(path, meta, names.get(path), progress)
+                return self.cluster.ingest_one(path, meta, names.get(path), progress, hotwords)
             digest, existing = self.known(path)
             if existing is not None:
                 return Outcome(existing, added=False)
             audio = self.source(path)
-            transcript = self.transcriber(audio, language=meta.language, translate=self.settings.ingest.translate, progress=progress)
+            transcript = self.transcriber(audio, language=meta.language, translate=self.settings.ingest.translate,
+                                          progress=progress, hotwords=hotwords)
             diarization = self.diarize(audio, transcript)
             return self.add_transcribed(digest, path, names.get(path), meta, self.prepare(transcript, recording_id(digest)),
                                         diarization)

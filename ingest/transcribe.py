@@ -83,7 +83,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from core.errors import ModelError, NoSpeechError
+from core.errors import ModelError, NoSpeechError, UserError
 from .guards import keep_segment
 from .media import SAMPLE_RATE, AudioSource
 from .records import Segment, Transcript, Word
@@ -136,7 +136,22 @@ class WhisperSettings:
     untimed_share: float | None = 0.5
     # Names, places and terms the recordings hold (e.g. "Kazan, светофоры, Sejong"), given to Whisper
     # as hot words so it spells them as the user does (see benchmarks/hotwords.py for what it changes).
+    # A recording's own glossary (``run(hotwords=...)``, an upload's form field) is added to these.
     hotwords: str | None = None
+
+
+# Whisper keeps at most 223 prompt tokens for hot words and drops the rest silently; a Korean
+# syllable can be a token of its own, so a longer glossary is refused rather than cut.
+MAX_HOTWORDS = 200
+
+
+def glossary(text: str | None) -> str | None:
+    """A recording's hot words as a person typed them, spacing tidied; UserError when Whisper could
+    not hold them all."""
+    terms = " ".join((text or "").split())
+    if len(terms) > MAX_HOTWORDS:
+        raise UserError(f"hot words are {len(terms)} characters long; Whisper holds at most {MAX_HOTWORDS}")
+    return terms or None
 
 
 class Transcriber:
@@ -166,13 +181,14 @@ class Transcriber:
             raise ModelError(f"cannot load whisper model {self.settings.model!r}: {exc}") from exc
 
     def __call__(self, audio: np.ndarray | AudioSource, language: str | None = None, translate: bool = True,
-                 progress: Progress | None = None) -> Transcript:
-        return self.run(audio, language, translate, progress)
+                 progress: Progress | None = None, hotwords: str | None = None) -> Transcript:
+        return self.run(audio, language, translate, progress, hotwords)
 
     def run(self, audio: np.ndarray | AudioSource, language: str | None = None, translate: bool = True,
-            progress: Progress | None = None) -> Transcript:
+            progress: Progress | None = None, hotwords: str | None = None) -> Transcript:
         """Transcribe (and render into English) window by window; times are on the recording's clock.
-        The main language found in the first window with speech is imposed on the later ones."""
+        The main language found in the first window with speech is imposed on the later ones.
+        ``hotwords``: this recording's own names and terms, beside the settings' glossary."""
         if isinstance(audio, AudioSource):
             windows, expected = audio.windows(self.settings.window_minutes * 60), audio.declared
         else:
@@ -185,25 +201,25 @@ class Transcriber:
                 if expected:
                     report(min(1.0, float(offset + seconds) / expected))
 
-            heard.append(self.window(samples, offset, main, language is not None, translate, done))
+            heard.append(self.window(samples, offset, main, language is not None, translate, done, hotwords))
             main = main or heard[-1].language
         transcript = assemble(heard)
         report(1.0)
         return transcript
 
     def window(self, samples: np.ndarray, offset: float, main: str | None, fixed: bool, translate: bool = True,
-               progress: Callable[[float], None] | None = None) -> Heard:
+               progress: Callable[[float], None] | None = None, hotwords: str | None = None) -> Heard:
         """One window at ``offset`` seconds into the recording, decoded in ``main`` (detected when None);
         ``fixed``: the language was given, so stretches are not relabelled. ``progress`` gets the
         seconds of this window done (transcription and translation count half each)."""
         self.warm_up()
         done = progress or (lambda seconds: None)
         length = samples.size / SAMPLE_RATE
-        decoded, info = self._decode(samples, 0.0, main, "transcribe", words=True)
+        decoded, info = self._decode(samples, 0.0, main, "transcribe", words=True, hotwords=hotwords)
         kept = self._collect(decoded, info.language, lambda end: done(0.5 * end))
         heard_as, probability = (main, 1.0) if main is not None else (info.language, float(info.language_probability))
         if kept and not fixed:
-            kept = self._relabel_languages(samples, kept, heard_as)
+            kept = self._relabel_languages(samples, kept, heard_as, hotwords)
         pieces: list[Segment] = []
         if translate:
             for lang, start, end in _foreign_runs(kept):
@@ -215,8 +231,11 @@ class Transcriber:
                      heard_as if kept else None, probability)
 
     def _decode(self, audio: np.ndarray, start: float, language: str | None, task: str, words: bool,
-                end: float | None = None):
-        """Run Whisper over audio[start:end]; segment times come back on audio's clock."""
+                end: float | None = None, hotwords: str | None = None):
+        """Run Whisper over audio[start:end]; segment times come back on audio's clock. Hot words
+        steer the transcribing pass only (in the English rendering they would push the original's
+        spellings into English)."""
+        glossary = ", ".join(terms for terms in (self.settings.hotwords, hotwords) if terms) or None
         lo = int(start * SAMPLE_RATE)
         hi = audio.size if end is None else int(end * SAMPLE_RATE)
         segments, info = self._model.transcribe(
@@ -228,7 +247,7 @@ class Transcriber:
             condition_on_previous_text=False,
             hallucination_silence_threshold=self.settings.hallucination_silence if words else None,
             no_repeat_ngram_size=0 if task == "transcribe" else self.settings.translate_no_repeat_ngram,
-            hotwords=self.settings.hotwords if task == "transcribe" else None,
+            hotwords=glossary if task == "transcribe" else None,
         )
         return ((segment, start) for segment in segments), info
 
@@ -244,7 +263,8 @@ class Transcriber:
             kept.append(Segment(float(raw.start + offset), float(raw.end + offset), raw.text.strip(), language, words))
         return kept
 
-    def _relabel_languages(self, audio: np.ndarray, segments: list[Segment], main: str) -> list[Segment]:
+    def _relabel_languages(self, audio: np.ndarray, segments: list[Segment], main: str,
+                           hotwords: str | None = None) -> list[Segment]:
         """Label each stretch of speech with its own language; re-decode stretches in another language.
 
         Whisper decodes a file in one language; a panel that switches from Korean to English would
@@ -272,7 +292,8 @@ class Transcriber:
                 result += window
                 continue
             log.info("%.1f-%.1f s sounds like %s (p=%.2f), not %s", window[0].start, window[-1].end, lang, probability, main)
-            redecoded, _ = self._decode(audio, window[0].start, lang, "transcribe", words=True, end=window[-1].end)
+            redecoded, _ = self._decode(audio, window[0].start, lang, "transcribe", words=True, end=window[-1].end,
+                                         hotwords=hotwords)
             result += self._collect(redecoded, lang, lambda at: None) or window
         return result
 

@@ -315,6 +315,14 @@ def test_upload_metadata_is_validated(app, client, tmp_path, data):
     assert staged_files(app) == before
 
 
+def test_a_glossary_whisper_could_not_hold_is_refused_and_nothing_kept(app, client, tmp_path):
+    before = staged_files(app)
+    wav = cut_wav(tmp_path, EN, 1, "a.wav").read_bytes()
+    response = client.post("/recordings", files={"file": ("a.wav", wav)}, data={"hotwords": "Kazan, " * 40})
+    assert response.status_code == 400 and "Whisper holds at most" in response.json()["detail"]
+    assert staged_files(app) == before
+
+
 def test_upload_must_be_multipart(client):
     response = client.post("/recordings", content=b"RIFF....", headers={"content-type": "audio/wav"})
     assert response.status_code == 415 and "multipart/form-data" in response.json()["detail"]
@@ -351,10 +359,18 @@ def test_import_refusals(app, client, name, body, says):
 
 
 # -- jobs ------------------------------------------------------------------------------------------
-def test_upload_job_from_upload_to_searchable_and_deleted(app, client, tmp_path):
+def test_upload_job_from_upload_to_searchable_and_deleted(app, client, tmp_path, monkeypatch):
+    transcriber, glossaries = app.state.backend.service.transcriber, []
+    decode = transcriber._decode  # the real one, watched: which glossary each pass was given
+
+    def watched(*args, **kwargs):
+        glossaries.append((args[3], kwargs.get("hotwords")))
+        return decode(*args, **kwargs)
+    monkeypatch.setattr(transcriber, "_decode", watched)
     wav = cut_wav(tmp_path, "en_ai_urban_services.opus", 0, "ai talk.wav").read_bytes()
     accepted = client.post("/recordings", files={"file": ("ai talk.wav", wav, "audio/wav")},
-                           data={"title": "AI for city services", "speaker": "Priya Raman", "date": "2026-03-20", "event": ""})
+                           data={"title": "AI for city services", "speaker": "Priya Raman", "date": "2026-03-20", "event": "",
+                                 "hotwords": " Priya Raman,  5G "})
     assert accepted.status_code == 202, accepted.text
     job = accepted.json()
     assert job["state"] in ("queued", "running") and job["kind"] == "upload" and job["filename"] == "ai talk.wav"
@@ -369,6 +385,7 @@ def test_upload_job_from_upload_to_searchable_and_deleted(app, client, tmp_path)
         job = client.get(f"/jobs/{job['id']}").json()
     assert job["state"] == "done", job["error"]
     assert searched_while_running and job["progress"] == 1.0 and job["error"] is None and job["note"] is None
+    assert ("transcribe", "Priya Raman, 5G") in glossaries  # the upload's own hot words reached Whisper
     recording_id = job["recording_id"]
 
     detail = client.get(f"/recordings/{recording_id}").json()

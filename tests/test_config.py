@@ -8,7 +8,7 @@ from api.config import Settings
 from core.errors import UserError
 from index.ranking import FusionSettings
 from ingest.chunking import ChunkingSettings
-from ingest.transcribe import WhisperSettings
+from ingest.transcribe import MAX_HOTWORDS, WhisperSettings, glossary
 
 
 def test_environment_then_flags():
@@ -67,4 +67,15 @@ def test_hot_words_reach_whisper_for_transcription_only():
     transcriber._model = Whisper()
     for task in ("transcribe", "translate"):
         transcriber._decode(np.zeros(16000, dtype=np.float32), 0.0, "ko", task, words=task == "transcribe")
-    assert asked == ["Sejong", None]
+    # a recording's own glossary (an upload's) comes beside the settings' one
+    transcriber._decode(np.zeros(16000, dtype=np.float32), 0.0, "ko", "transcribe", words=True, hotwords="세종, Kazan")
+    transcriber._decode(np.zeros(16000, dtype=np.float32), 0.0, "ko", "translate", words=False, hotwords="세종, Kazan")
+    assert asked == ["Sejong", None, "Sejong, 세종, Kazan", None]
+
+
+def test_a_recordings_glossary_is_tidied_and_refused_when_whisper_could_not_hold_it():
+    assert glossary("  Kazan,\n  светофоры ") == "Kazan, светофоры"
+    assert glossary("") is None and glossary(None) is None and glossary("   ") is None
+    assert glossary("세" * MAX_HOTWORDS) == "세" * MAX_HOTWORDS
+    with pytest.raises(UserError, match=f"at most {MAX_HOTWORDS}"):
+        glossary("세" * (MAX_HOTWORDS + 1))

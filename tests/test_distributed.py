@@ -160,7 +160,8 @@ def test_server_uploads_are_transcribed_on_the_cluster(head, clips, real_setting
     workers = lambda: {pid for pid in descendants(process.pid) if title(pid).startswith("ray::Worker")}  # noqa: E731
     before = workers()
     with TestClient(create_app(settings), base_url="http://localhost", client=("127.0.0.1", 50000)) as client:
-        accepted = client.post("/recordings", files={"file": ("open data.wav", clips[2].read_bytes(), "audio/wav")})
+        accepted = client.post("/recordings", files={"file": ("open data.wav", clips[2].read_bytes(), "audio/wav")},
+                               data={"hotwords": "open data portal"})  # the upload's glossary travels to the workers
         assert accepted.status_code == 202, accepted.text
         job = wait_for_job(client.get, accepted.json()["id"])
         assert job["state"] == "done" and job["progress"] == 1.0, job

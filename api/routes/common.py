@@ -38,12 +38,14 @@ def accepted(request: Request, response: Response, job: Job) -> dict:
     return job_info(job)
 
 
-def upload_form(accept: dict[str, frozenset[str]], required: str, what: str) -> dict:
-    """``form_body``, saying which file names each field takes (others are refused with 415, unread)."""
+def upload_form(accept: dict[str, frozenset[str]], required: str, what: str, texts: dict[str, str] | None = None) -> dict:
+    """``form_body``, saying which file names each field takes (others are refused with 415, unread),
+    with the endpoint's own text ``texts`` (name: description) beside the metadata."""
     extra = form_body({name: name == required for name in accept}, what)
     fields = extra["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
     for name, suffixes in accept.items():
         fields[name]["description"] = f"a file named *{', *'.join(sorted(suffixes))}"
+    fields |= {name: {"type": "string", "description": about} for name, about in (texts or {}).items()}
     return extra
 
 

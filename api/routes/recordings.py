@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from core.errors import SpeakerError
 from ingest.media import MEDIA_SUFFIXES
 from ingest.subtitles import FORMATS
+from ingest.transcribe import MAX_HOTWORDS, glossary
 
 from ..access import reader, writer
 from ..schemas import Deleted, JobInfo, RecordingDetail, RecordingInfo, RecordingMetadata, SpeakerInfo, SpeakerRename, TranscriptFile
@@ -88,16 +89,20 @@ def delete(recording_id: Id, b: Backend = Depends(backend)) -> dict:
 
 @router.post("/recordings", status_code=202, response_model=JobInfo, tags=["recordings"], dependencies=[Depends(writer)],
              responses=REFUSED,
-             openapi_extra=upload_form(UPLOAD_FILES, "file", "a recording (audio or video ffmpeg decodes) and what is known about it"))
+             openapi_extra=upload_form(UPLOAD_FILES, "file", "a recording (audio or video ffmpeg decodes) and what is known about it",
+                                       {"hotwords": f"names, places and terms said in it, for the recogniser to spell as "
+                                                    f"given, e.g. 'Kazan, светофоры, 세종' (at most {MAX_HOTWORDS} characters)"}))
 async def upload(request: Request, response: Response, b: Backend = Depends(backend)) -> dict:
     """Start transcribing an upload in the background; poll ``GET /jobs/{id}``."""
     intake = await Intake(b.media_dir, UPLOAD_FILES, b.settings.http.max_upload_mb).read(request)
     try:
         file = intake.required("file")
         meta = form_metadata(intake.fields)
+        hotwords = glossary(intake.fields.get("hotwords"))
         await run_in_threadpool(check_audio, file.path, file.filename)
         job = b.runner.submit("upload", file.filename, [file.path],
-                              lambda progress: b.service.ingest(file.path, meta, progress, names={file.path: file.filename}))
+                              lambda progress: b.service.ingest(file.path, meta, progress, names={file.path: file.filename},
+                                                                hotwords=hotwords))
     except BaseException:  # refused, or the queue is full: nothing of it stays
         intake.discard()
         raise

@@ -330,8 +330,9 @@ function upload(form) {
   const file = $("#upload-file").files[0];
   const isTranscript = TRANSCRIPT_SUFFIXES.some((s) => file.name.toLowerCase().endsWith(s));
   const data = new FormData(form);
-  if (isTranscript) {
+  if (isTranscript) {  // a transcript is not heard again: hot words are for the recogniser
     data.delete("file");
+    data.delete("hotwords");
     data.append("transcript", file);
   }
   const request = new XMLHttpRequest();
