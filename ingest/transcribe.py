@@ -30,7 +30,10 @@ words timed and the same languages detected. What changed, and what did not:
   with timestamps it drops the text after each chunk's last timestamp (English CER 0.050 ->
   0.129), without them its segments are whole 30-s chunks and Russian CER went 0.053 -> 0.151.
   Beam 2 lost Russian words (CER 0.22); beam 3 read like beam 5 but its speed could not be
-  told apart from noise on the shared machine, so beam 5 stays.
+  told apart from noise on the shared machine, so beam 5 stays. A greedy translate pass alone
+  (beam 1; 3 min of Russian, same process, alternating, machine busy) cut RTF 0.177 -> 0.151
+  against 0.105 for transcription alone, but its English lost a sentence and turned "Kazan" into
+  "the kitchen": not adopted either.
 
 Invented and refused speech, ``python -m benchmarks.asr --compare before,vad-0.35,vad-silence-500,silence-off``
 (2026-11-26, the 2-core machine shared, load average 5-7: rows that decoded the same text differ
