@@ -186,6 +186,7 @@ class SegmentedVectors:
         self._live_chunks = 0
         self._coarse = None
         self._dead: set[int] = set()  # coarse ids of deleted chunks still in the graph
+        self._skip_dead = None  # a FAISS selector excluding them, made once per change (330k ids: 23 ms)
         self._saved_cover: set[str] = set()  # the segments the saved graph was written with
         self._deleted_during_build: list[int] | None = None
         # What could not be read: listed segments (name → why) and the saved graph (why).
@@ -329,6 +330,7 @@ class SegmentedVectors:
         coarse = np.concatenate([chunks * MAX_VIEWS + ORIGINAL, chunks * MAX_VIEWS + ENGLISH])
         if self.approximate:  # a graph cannot drop nodes: they are skipped until the rebuild
             self._dead.update(coarse.tolist())
+            self._skip_dead = None
         else:
             self._coarse.remove_ids(faiss.IDSelectorBatch(coarse))
 
@@ -381,7 +383,7 @@ class SegmentedVectors:
             built_from = {segment.name for segment, _ in snapshot}
             if not built_from <= set(self._segments):
                 return False
-            self._coarse, self._dead = index, set()
+            self._coarse, self._dead, self._skip_dead = index, set(), None
             for name in set(self._segments) - built_from:
                 segment = self._segments[name]
                 keep = self._live_rows(segment)
@@ -409,7 +411,7 @@ class SegmentedVectors:
         known = chunks < len(self._where_segment)
         dead = ~known
         dead[known] = self._where_segment[chunks[known]] < 0
-        self._dead = set(ids[dead].tolist())
+        self._dead, self._skip_dead = set(ids[dead].tolist()), None
 
     def _graph_shape(self) -> str:
         """The graph's settings as saved with it: a graph made with others is built again."""
@@ -547,7 +549,9 @@ class SegmentedVectors:
         if allowed is not None:
             selectors.append(faiss.IDSelectorBatch(np.concatenate([allowed * MAX_VIEWS + ORIGINAL, allowed * MAX_VIEWS + ENGLISH])))
         if self._dead:
-            selectors.append(faiss.IDSelectorNot(faiss.IDSelectorBatch(np.fromiter(self._dead, dtype=np.int64))))
+            if self._skip_dead is None:
+                self._skip_dead = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.fromiter(self._dead, dtype=np.int64)))
+            selectors.append(self._skip_dead)
         selector = selectors[0] if len(selectors) == 1 else faiss.IDSelectorAnd(*selectors) if selectors else None
         if self.approximate:  # fewer admitted chunks: a broader walk through the graph
             share = 1.0 if allowed is None else len(allowed) / max(1, self._live_chunks)

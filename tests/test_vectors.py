@@ -72,6 +72,25 @@ def test_deleted_chunks_are_never_returned_and_their_rows_go_at_compaction(small
     assert len(small_store.vectors) == 24
 
 
+def test_each_delete_is_skipped_by_the_graph_at_once(tmp_path):
+    """Deleted chunks stay in the graph until it is rebuilt; searches skip them, delete after
+    delete (the skip list is made once per change, not per search)."""
+    rng = np.random.default_rng(4)
+    store = EmbeddedStore(tmp_path / "lib", DIM, vector_settings=VectorSettings(ann_min=50, rebuild_dead_share=0.9))
+    written = {f"r{i}": unit(rng, 10) for i in range(8)}
+    for rid, vectors in written.items():
+        add_recording(store, rid, vectors)
+    store.maintain()
+    assert store.vectors.approximate
+    for rid in ("r0", "r1"):
+        doomed = {c.id for c in store.records.chunks_of(rid)}
+        assert store.delete(rid)
+        assert doomed.isdisjoint(c for q in written[rid] for c, _, _ in store.vectors.search(q, 20))
+    assert store.vectors.approximate  # skipped, not rebuilt
+    [(chunk_id, _, _)] = store.vectors.search(written["r2"][0], 1)
+    assert store.records.chunks([chunk_id])[chunk_id].recording_id == "r2"
+
+
 def test_the_coarse_index_turns_approximate_past_the_threshold_with_high_recall(small_store, tmp_path):
     rng = np.random.default_rng(3)
     centres = unit(rng, 20)  # clustered, as real embeddings are
