@@ -47,14 +47,17 @@ class Talksearch:
         self._cluster: Cluster | None = None
         self._joining = threading.Lock()  # the API's job thread joins the cluster; requests may close it
 
-    def warm_up(self, ingest: bool = True) -> None:
-        """Load the models this process runs: the query embedder, and with ``ingest`` whisper and the
-        voice encoder too, unless Ray workers transcribe."""
+    def warm_up(self, ingest: bool = True, search: bool = False) -> None:
+        """Load the models this process runs: the embedder; with ``ingest`` whisper and the voice
+        encoder too, unless Ray workers transcribe; with ``search`` the rest of what a search needs
+        (``Library.warm_up``: it opens the library, which a Ray worker never does)."""
         if ingest and not self.settings.ray.address:
             self.transcriber.warm_up()
             if self.settings.ingest.diarize:
                 self.diarizer.warm_up()
         self.embedder.warm_up()
+        if search:
+            self.library.warm_up()
 
     @property
     def cluster(self) -> Cluster:

@@ -41,11 +41,10 @@ class Backend:
         self.runner = JobRunner(self.jobs, self.tidy)
         if self.settings.http.api_key is None:
             log.warning("no TALKSEARCH_API_KEY set: upload, import and delete are open to clients on this machine only")
-        # Searches need only the query embedder; whisper and the voice encoder load with the first
-        # upload's job (a second or two of a job that takes minutes) and are not held by a server
-        # that only searches.
-        self.service.warm_up(ingest=False)
-        self.service.stats()  # opens the library here, before request and job threads could race to open it
+        # Whisper and the voice encoder load with the first upload's job (a second or two of a job
+        # that takes minutes) and are not held by a server that only searches; what searches need
+        # loads now, and opens the library here, before request and job threads could race to open it.
+        self.service.warm_up(ingest=False, search=True)
         # Segments due to merge, or a search graph that is missing (a library that crossed the size
         # threshold in a process that saved none): brought up to date off the request path, as
         # after a write; until then searches scan exactly.

@@ -67,6 +67,11 @@ class Analyzer:
     def _stop(self) -> dict[str, frozenset[str]]:
         return {"ru": frozenset(get_stop_words("ru")), "en": english_stop_words()}
 
+    def warm_up(self) -> None:
+        """Load the analysers now: Kiwi's first analysis alone takes half a second, which a
+        server's first Korean search would otherwise wait for."""
+        self.terms_many(["분석기를 불러옵니다", "Загружаем анализаторы", "Loading the analysers"])
+
     def terms(self, text: str) -> list[Term]:
         """Terms in text order."""
         return self.terms_many([text])[0]

@@ -16,7 +16,7 @@ import numpy as np
 from ingest.records import Chunk, Metadata, Recording, Transcript
 
 from .catalog import Speaker
-from .centering import LanguageCentering
+from .centering import NEUTRAL, LanguageCentering
 from .clips import ClipShaper, Hit
 from .embedder import Embedder
 from .indexing import Indexer, LibraryError, UnknownRecording, chunk_views
@@ -90,6 +90,14 @@ class Library:
         """What is damaged or inconsistent (and, with ``repair``, fix what can be fixed)."""
         store = self._open(repair=False)
         return self._repair(store) if repair else store.check()
+
+    def warm_up(self) -> None:
+        """Load what a search needs before the first one comes: the query embedder, the keyword
+        analysers and each language's query mean."""
+        self.embedder.warm_up()
+        self.store.analyzer.warm_up()
+        for language in NEUTRAL:
+            self.centering.mean("query", language)
 
     # -- writing ----------------------------------------------------------------------------
     def check_model(self) -> None:
