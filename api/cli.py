@@ -10,7 +10,6 @@ import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from tqdm import tqdm
 
 from core.errors import TalksearchError
 from index.library import SEARCH_MODES, SearchRequest
@@ -281,8 +280,7 @@ def _ingest(app: Talksearch, args: argparse.Namespace) -> int:
     failures = 0
     for path in files:
         started = time.perf_counter()
-        with tqdm(total=100, desc=path.name[:30], unit="%", bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}",
-                  file=sys.stderr, leave=False, disable=None) as bar:  # no bar when piped
+        with _progress_bar(path.name[:30]) as bar:
             def progress(fraction: float, bar=bar) -> None:
                 bar.n = round(100 * min(1.0, fraction))
                 bar.refresh()
@@ -301,6 +299,14 @@ def _ingest(app: Talksearch, args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _progress_bar(what: str):
+    """A percentage bar on stderr, none when piped (tqdm is imported here: 50 ms a search never needs)."""
+    from tqdm import tqdm
+
+    return tqdm(total=100, desc=what, unit="%", bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}",
+                file=sys.stderr, leave=False, disable=None)
+
+
 def _ingest_on_ray(app: Talksearch, files: list[Path], meta: Metadata) -> int:
     """Files spread over the cluster's workers and stored here in order, one progress bar for all."""
     started = time.perf_counter()
@@ -308,8 +314,7 @@ def _ingest_on_ray(app: Talksearch, files: list[Path], meta: Metadata) -> int:
     console.print(f"[dim]{len(files)} files on {cluster.describe()}[/dim]", highlight=False)
     shares = [0.0] * len(files)
     failures, seconds = 0, 0.0
-    with tqdm(total=100, desc="transcribing", unit="%", bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}",
-              file=sys.stderr, leave=False, disable=None) as bar:
+    with _progress_bar("transcribing") as bar:
         def progress(index: int, fraction: float) -> None:
             shares[index] = fraction
             bar.n = round(100 * sum(shares) / len(files))
@@ -317,7 +322,7 @@ def _ingest_on_ray(app: Talksearch, files: list[Path], meta: Metadata) -> int:
 
         for index, (path, result) in enumerate(zip(files, cluster.ingest([(p, meta, None) for p in files], progress))):
             progress(index, 1.0)
-            with tqdm.external_write_mode(file=sys.stderr):
+            with bar.external_write_mode(file=sys.stderr):
                 if isinstance(result, TalksearchError):
                     if len(files) == 1:
                         raise result

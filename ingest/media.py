@@ -26,7 +26,6 @@ from typing import Iterator
 
 import av
 import numpy as np
-from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from core.errors import MediaError
 
@@ -54,7 +53,7 @@ MAX_SECONDS = 4 * 3600.0
 _GROUP_SAMPLES = 500_000
 # A window ends in the widest pause of its last this many seconds.
 _PAUSE_SEARCH_SECONDS = 60.0
-_PAUSE_VAD = VadOptions(min_silence_duration_ms=200, speech_pad_ms=0)
+_PAUSE_VAD = {"min_silence_duration_ms": 200, "speech_pad_ms": 0}
 
 
 def is_media_file(path: Path) -> bool:
@@ -212,9 +211,12 @@ def _grouped(frames: Iterator[av.AudioFrame]) -> Iterator[av.AudioFrame | None]:
 def pause_cut(audio: np.ndarray) -> int:
     """Sample index in the middle of the widest pause in the last _PAUSE_SEARCH_SECONDS of
     ``audio`` (the quietest 50 ms there when speech never pauses; the end when there is none)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps  # here: importing faster-whisper
+    # cost a command-line search, which reads no media, 0.1 s of its start-up
+
     start = max(0, audio.size - int(_PAUSE_SEARCH_SECONDS * SAMPLE_RATE))
     tail = audio[start:]
-    speech = get_speech_timestamps(tail, _PAUSE_VAD)
+    speech = get_speech_timestamps(tail, VadOptions(**_PAUSE_VAD))
     if not speech:
         return audio.size
     edges = [0] + [edge for span in speech for edge in (span["start"], span["end"])] + [tail.size]

@@ -25,7 +25,6 @@ from typing import NoReturn
 import py3langid
 import srt
 import webvtt
-from faster_whisper.tokenizer import _LANGUAGE_CODES
 
 from core.errors import TranscriptFormatError
 from core.language import detect_text_language
@@ -41,7 +40,10 @@ MAX_TRANSCRIPT_BYTES = 32 * 1024 * 1024
 @functools.cache
 def known_languages() -> frozenset[str]:
     """Codes a transcript may give: those Whisper transcribes and those detect_text_language answers,
-    so whatever talksearch exported reads back."""
+    so whatever talksearch exported reads back. (faster-whisper is imported here, not above: it
+    and PyAV took 0.1 s of a command-line search's start-up, which never reads a transcript.)"""
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
     return frozenset(_LANGUAGE_CODES) | {code for code, _ in py3langid.rank("")}
 
 
