@@ -16,7 +16,6 @@ fraction of IVF lists that each size probes (``"recall_vectors": "model"``).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import multiprocessing
 import os
@@ -27,6 +26,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -46,6 +47,7 @@ from ingest.subtitles import read_transcript
 
 DIMENSION = 384
 TOPICS = 64
+AHEAD = 4  # recordings made ahead of the writer
 
 
 def real_lines() -> dict[str, list[str]]:
@@ -124,17 +126,22 @@ def build(folder: Path, chunks: int, talks: SyntheticTalks) -> tuple[EmbeddedSto
     for key, value in (("embedding_model", DEFAULT_EMBEDDER), ("dimension", str(DIMENSION)), ("vector_recipe", RECIPE)):
         store.set_meta(key, value)
     counts = store.counts()
-    made, first = int(counts["chunks"]), int(counts["recordings"])
-    with multiprocessing.get_context("fork").Pool(1, _start_generator, (talks,)) as pool:
-        for recording, transcript, pieces, views, vectors in pool.imap(_generate, itertools.count(first), chunksize=2):
+    made, number = int(counts["chunks"]), int(counts["recordings"])
+    # At most AHEAD recordings made and not yet written: Pool.imap would make them as fast as it
+    # can, and once writing slowed down (a growing graph) they filled 24 GB by 950k chunks.
+    with ProcessPoolExecutor(1, multiprocessing.get_context("fork"), _start_generator, (talks,)) as pool:
+        coming = deque(pool.submit(_generate, n) for n in range(number, number + AHEAD))
+        number += AHEAD
+        while made < chunks:
+            recording, transcript, pieces, views, vectors = coming.popleft().result()
+            coming.append(pool.submit(_generate, number))
+            number += 1
             store.add(recording, transcript, pieces, views, vectors)
             store.maintain()  # as the service does after every write
             made += len(pieces)
-            if made >= chunks:
-                break
             if int(made / chunks * 20) != int((made - len(pieces)) / chunks * 20):
                 print(f"{folder.name}: {made} chunks, {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
-        pool.terminate()
+        pool.shutdown(cancel_futures=True)
     return store, time.perf_counter() - started
 
 
