@@ -17,7 +17,8 @@ Why this shape (measured with ``python -m benchmarks.scale``; see the README):
   it); the coarse candidates' views, windows included, are then rescored exactly from the
   memory-mapped segments. Memory holds the coarse index (~464 bytes per chunk-level vector with
   4-bit codes, ~656 with 8-bit; about 1.6 such vectors a chunk) and a location per chunk; window
-  vectors stay on disk, and only the pages a search reads are mapped in. An IVF (k-means lists) was tried first:
+  vectors stay on disk, and only the pages a search reads are mapped in. An IVF (k-means lists)
+  was tried first:
   cross-lingual queries sit far from the passages' clusters, and probing 5% of the lists found
   only 40% of the true top 10 on real e5 vectors of the shared Korean subtitles.
 - Filters are pushed down: a filter admitting few chunks is answered exactly over their views;

@@ -41,7 +41,7 @@ MAX_TRANSCRIPT_BYTES = 32 * 1024 * 1024
 def known_languages() -> frozenset[str]:
     """Codes a transcript may give: those Whisper transcribes and those detect_text_language answers,
     so whatever talksearch exported reads back. (faster-whisper is imported here, not above: it
-    and PyAV took 0.1 s of a command-line search's start-up, which never reads a transcript.)"""
+    took 0.1 s of a command-line search's start-up, which never reads a transcript.)"""
     from faster_whisper.tokenizer import _LANGUAGE_CODES
 
     return frozenset(_LANGUAGE_CODES) | {code for code, _ in py3langid.rank("")}
