@@ -12,15 +12,14 @@ Why this shape (measured with ``python -m benchmarks.scale``; see the README):
   the catalog; ``compact`` merges small segments (tiers of 4x) and drops buried rows later.
   The old design rewrote one 1.5 GB FAISS file on every write at 100k chunks.
 - Searches do not scan the library. Only the two whole-chunk views go into the coarse index
-  (exact below ``VectorSettings.ann_min`` vectors; above, an HNSW graph over 8-bit codes, built
+  (exact below ``VectorSettings.ann_min`` vectors; above, an HNSW graph over 4-bit codes, built
   when the library crosses the threshold, grown with each write, rebuilt when deletes hollow
   it); the coarse candidates' views, windows included, are then rescored exactly from the
   memory-mapped segments. Memory holds the coarse index (~464 bytes per chunk-level vector with
   4-bit codes, ~656 with 8-bit; about 1.6 such vectors a chunk) and a location per chunk; window
   vectors stay on disk, and only the pages a search reads are mapped in. An IVF (k-means lists)
-  was tried first:
-  cross-lingual queries sit far from the passages' clusters, and probing 5% of the lists found
-  only 40% of the true top 10 on real e5 vectors of the shared Korean subtitles.
+  was tried first: cross-lingual queries sit far from the passages' clusters, and probing 5% of
+  the lists found only 40% of the true top 10 on real e5 vectors of the shared Korean subtitles.
 - Filters are pushed down: a filter admitting few chunks is answered exactly over their views;
   otherwise the allowed chunks become a FAISS ID selector and the graph walk widens as the
   admitted share shrinks, so a selective filter still returns what exists.
