@@ -22,6 +22,7 @@ import numpy as np
 from core.errors import UserError
 from ingest.records import METADATA_FIELDS, Chunk, Recording, Segment, Transcript, Word
 
+from .lexical import ANALYSIS
 from .ranking import SearchFilters
 
 _SCHEMA = """
@@ -173,6 +174,8 @@ class SqlRecords(ABC):
     def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk]) -> list[int]:
         """Insert a recording with everything derived from it; returns the new chunk ids in order
         (ids are never reused: AUTOINCREMENT, or a sequence). Call inside ``transaction()``."""
+        if not self.has_chunks():  # the first terms of a library: made by this version's analysis
+            self.set_meta("keyword_analysis", ANALYSIS)
         values = asdict(recording)
         self._rows(f"INSERT INTO recordings({', '.join(_RECORDING_COLUMNS)}) VALUES ({', '.join('?' * len(_RECORDING_COLUMNS))})",
                    tuple(values[c] for c in _RECORDING_COLUMNS))
@@ -312,6 +315,15 @@ class SqlRecords(ABC):
     def without_sentence_terms(self) -> list[str]:
         """Recordings added before sentence terms were stored."""
         return [r[0] for r in self._rows("SELECT id FROM recordings WHERE id NOT IN (SELECT DISTINCT recording_id FROM sentence_terms)")]
+
+    def terms_outdated(self) -> bool:
+        """The stored keyword terms were made by another analysis than this version's."""
+        return self.get_meta("keyword_analysis") != ANALYSIS and self.has_chunks()
+
+    def forget_terms(self) -> None:
+        """Drop every chunk's and sentence's terms, to be analysed again. Call inside ``transaction()``."""
+        self._rows("DELETE FROM chunk_terms")
+        self._rows("DELETE FROM sentence_terms")
 
     def count_terms(self) -> int:
         return self._rows("SELECT COUNT(*) FROM chunk_terms")[0][0]

@@ -49,7 +49,7 @@ from psycopg.types import TypeInfo
 from ingest.records import Chunk, Recording, Transcript
 
 from .catalog import SqlRecords, filter_sql
-from .lexical import Analyzer
+from .lexical import ANALYSIS, Analyzer
 from .ranking import SearchFilters
 from .store import EmbeddedStore, Finding, Store, StoreError, chunk_terms, folder_dimension, sentence_terms, shown, view_rows
 from .vectors import VectorSettings, View
@@ -475,7 +475,7 @@ class PgStore:
             "SELECT id FROM chunks WHERE NOT EXISTS (SELECT 1 FROM vectors WHERE vectors.chunk_id = chunks.id) ORDER BY id")]
 
     def needs_repair(self) -> bool:
-        return bool(self._unembedded() or self.records.unanalysed())
+        return bool(self._unembedded() or self.records.unanalysed() or self.records.terms_outdated())
 
     def check(self) -> list[Finding]:
         """Chunks without vectors or without keyword terms (a write from before a crash cannot
@@ -485,14 +485,24 @@ class PgStore:
             findings.append(Finding(f"{len(missing)} chunks have no vectors", "re-embed them from their stored text"))
         if unanalysed := self.records.unanalysed():
             findings.append(Finding(f"{len(unanalysed)} chunks have no keyword terms", "analyse their text again"))
+        if self.records.terms_outdated():
+            findings.append(Finding("keyword terms were made by an older analysis", "analyse every chunk's text again"))
         return findings
 
     def repair(self) -> list[int]:
-        """Analyse chunks lacking terms; returns the chunks without vectors, for the caller to re-embed."""
+        """Analyse chunks lacking terms, or every chunk and sentence when the terms were made by an
+        older analysis; returns the chunks without vectors, for the caller to re-embed."""
         with self.records.transaction():
+            outdated = self.records.terms_outdated()
+            if outdated:
+                self.records.forget_terms()
             missing = self.records.unanalysed()
             if missing:
                 self.records.set_terms([c.id for c in missing], chunk_terms(self.analyzer, missing))
+            if outdated:
+                for recording in self.records.recordings():
+                    self.records.set_sentence_terms(recording.id, sentence_terms(self.analyzer, self.records.transcript(recording.id)))
+                self.records.set_meta("keyword_analysis", ANALYSIS)
         return self._unembedded()
 
     # -- reading ------------------------------------------------------------------------------

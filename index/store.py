@@ -12,6 +12,7 @@ server-based store (PostgreSQL + pgvector) implements the same roles.
 """
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass, replace
@@ -28,10 +29,12 @@ from ingest.records import Chunk, Recording, Transcript
 
 from .catalog import Catalog
 from .keywords import TantivyKeywords
-from .lexical import Analyzer
+from .lexical import ANALYSIS, Analyzer
 from .ranking import SearchFilters
 from .vectors import ENGLISH, ORIGINAL, SegmentedVectors, VectorSettings, View, vector_id
 from .writelock import WriterLock
+
+log = logging.getLogger(__name__)
 
 
 class Records(Protocol):
@@ -139,11 +142,17 @@ class EmbeddedStore:
 
     def _settle(self) -> None:
         """Bring derived data up to date at open, under the writer lock: terms a library made by
-        an older version lacks, a keyword index that missed a commit, files of a crashed write."""
-        if not (self.catalog.unanalysed() or self.catalog.without_sentence_terms() or self.keywords.stale()
-                or self.vectors.strays()):
+        an older version lacks or made another way, a keyword index that missed a commit, files of
+        a crashed write."""
+        if not (self.catalog.terms_outdated() or self.catalog.unanalysed() or self.catalog.without_sentence_terms()
+                or self.keywords.stale() or self.vectors.strays()):
             return
         with self.lock.held():
+            outdated = self.catalog.terms_outdated()
+            if outdated:
+                log.warning("library %s: keyword terms made by an older analysis are made again (once)", self.folder)
+                with self.catalog.transaction():
+                    self.catalog.forget_terms()
             missing = self.catalog.unanalysed()
             if missing:
                 with self.catalog.transaction():
@@ -151,8 +160,11 @@ class EmbeddedStore:
             for recording_id in self.catalog.without_sentence_terms():
                 with self.catalog.transaction():
                     self.catalog.set_sentence_terms(recording_id, sentence_terms(self.analyzer, self.catalog.transcript(recording_id)))
-            if self.keywords.stale():
+            if outdated or self.keywords.stale():  # the same number of documents, other terms
                 self.keywords.rebuild()
+            if outdated:
+                with self.catalog.transaction():
+                    self.catalog.set_meta("keyword_analysis", ANALYSIS)
             for path in self.vectors.strays():
                 path.unlink(missing_ok=True)
 

@@ -8,6 +8,7 @@ import numpy as np
 import psycopg
 import pytest
 
+from index.lexical import ANALYSIS
 from index.library import Library
 from index.backends import open_store, stored_dimension
 from index.store import StoreError
@@ -113,3 +114,38 @@ def test_another_process_sees_writes_and_deletes_at_once(new_database):
     writer.delete("a")
     assert reader.vectors.search(vectors[0], 1) == [] and reader.keywords.search(["текст"], 5) == []
     assert stored_dimension(uri) is None  # set by the library at its first write, not by the store
+
+
+@pytest.mark.parametrize("backend", ["folder", "postgresql"])
+def test_terms_an_older_analysis_made_are_made_again_once(backend, tmp_path, request):
+    """A library's keyword terms carry the analysis that made them; opened by a version that
+    analyses otherwise, every chunk's and sentence's terms are made again (a query analysed the new
+    way would miss the old terms), and only once."""
+    location = tmp_path / "lib" if backend == "folder" else request.getfixturevalue("new_database")()
+
+    def reopened():
+        store = open_store(location, DIM)
+        if store.needs_repair():  # what Library does at open
+            store.repair()
+        return store
+
+    store = open_store(location, DIM)
+    add_recording(store, "a", unit(np.random.default_rng(8), 4))
+    assert store.get_meta("keyword_analysis") == ANALYSIS  # stamped with the first terms
+    ids = [c.id for c in store.records.chunks_of("a")]
+    with store.records.transaction():  # as an older analysis left them
+        store.records.set_terms(ids, [("древний", "ancient")] * len(ids))
+        store.set_meta("keyword_analysis", "older")
+    if backend == "folder":
+        store.keywords.rebuild()
+        store.catalog.close()
+    again = reopened()
+    assert again.get_meta("keyword_analysis") == ANALYSIS
+    assert {i for i, _ in again.keywords.search(["текст"], 5)} == set(ids)
+    assert again.keywords.search(["ancient"], 5) == []
+    with again.records.transaction():  # made with this analysis now: left alone at the next open
+        again.records.set_terms(ids[:1], [("маркер", "marker")])
+    if backend == "folder":
+        again.keywords.rebuild()
+        again.catalog.close()
+    assert {i for i, _ in reopened().keywords.search(["marker"], 5)} == set(ids[:1])
