@@ -48,20 +48,19 @@ from psycopg.types import TypeInfo
 
 from ingest.records import Chunk, Recording, Transcript
 
-from .catalog import SqlRecords, filter_sql
+from .catalog import UPGRADES, SqlRecords, filter_sql
 from .lexical import ANALYSIS, Analyzer
 from .ranking import SearchFilters
 from .store import EmbeddedStore, Finding, Store, StoreError, chunk_terms, folder_dimension, sentence_terms, shown, view_rows
 from .vectors import VectorSettings, View
 
-# Columns and tables added after libraries were made, added at open when any is missing
-# (``_UPGRADED``: the columns they bring, the speakers table's ``voice`` standing for the table).
-_UPGRADED = (("segments", "speaker"), ("chunks", "speaker"), ("chunks", "translation_confidence"), ("speakers", "voice"))
-_UPGRADES = """
-ALTER TABLE segments ADD COLUMN IF NOT EXISTS speaker TEXT;
-ALTER TABLE chunks ADD COLUMN IF NOT EXISTS speaker TEXT;
-ALTER TABLE chunks ADD COLUMN IF NOT EXISTS translation_confidence DOUBLE PRECISION;
-CREATE TABLE IF NOT EXISTS speakers (
+# Columns and tables added after libraries were made, added at open when any is missing: the
+# embedded catalog's column list (``catalog.UPGRADES``) and the speakers table (``_UPGRADED``: the
+# columns they bring, the speakers table's ``voice`` standing for the table).
+_TYPES = {"TEXT": "TEXT", "REAL": "DOUBLE PRECISION"}
+_UPGRADED = (*((table, column) for table, column, _ in UPGRADES), ("speakers", "voice"))
+_UPGRADES = "".join(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {_TYPES[kind]};\n"
+                    for table, column, kind in UPGRADES) + """CREATE TABLE IF NOT EXISTS speakers (
     recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE, label TEXT NOT NULL,
     name TEXT, suggested TEXT, voice BYTEA, PRIMARY KEY (recording_id, label));
 """
@@ -500,8 +499,8 @@ class PgStore:
             if missing:
                 self.records.set_terms([c.id for c in missing], chunk_terms(self.analyzer, missing))
             if outdated:
-                for recording in self.records.recordings():
-                    self.records.set_sentence_terms(recording.id, sentence_terms(self.analyzer, self.records.transcript(recording.id)))
+                for recording_id in self.records.without_sentence_terms():  # every one, once forgotten
+                    self.records.set_sentence_terms(recording_id, sentence_terms(self.analyzer, self.records.transcript(recording_id)))
                 self.records.set_meta("keyword_analysis", ANALYSIS)
         return self._unembedded()
 

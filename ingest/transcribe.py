@@ -238,7 +238,7 @@ class Transcriber:
         """Run Whisper over audio[start:end]; segment times come back on audio's clock. Hot words
         steer the transcribing pass only (in the English rendering they would push the original's
         spellings into English)."""
-        glossary = ", ".join(terms for terms in (self.settings.hotwords, hotwords) if terms) or None
+        given = ", ".join(terms for terms in (self.settings.hotwords, hotwords) if terms) or None
         lo = int(start * SAMPLE_RATE)
         hi = audio.size if end is None else int(end * SAMPLE_RATE)
         segments, info = self._model.transcribe(
@@ -250,7 +250,7 @@ class Transcriber:
             condition_on_previous_text=False,
             hallucination_silence_threshold=self.settings.hallucination_silence if words else None,
             no_repeat_ngram_size=0 if task == "transcribe" else self.settings.translate_no_repeat_ngram,
-            hotwords=glossary if task == "transcribe" else None,
+            hotwords=given if task == "transcribe" else None,
         )
         return ((segment, start) for segment in segments), info
 
