@@ -31,7 +31,7 @@ from core.errors import ModelError, TalksearchError
 from index.library import UnknownRecording
 from index.writelock import LibraryBusyError
 
-from .access import Guard, is_loopback, reader, writer
+from .access import Guard, reader, writer
 from .config import Settings
 from .jobs import QueueFullError
 from .routes import jobs, playback, recordings, search
@@ -44,15 +44,14 @@ log = logging.getLogger(__name__)
 
 _STATUS = {UnknownRecording: 404, QueueFullError: 429, LibraryBusyError: 503, ModelError: 503}
 
-__all__ = ["create_app", "is_loopback"]
+__all__ = ["create_app"]
 
 
 AREAS = (service_routes, search, recordings, playback, jobs)
 
 
-def _api_routes(app: FastAPI) -> list[APIRoute]:
-    """The app's own routes (not FastAPI's /docs and /openapi.json, nor the static files)."""
-    return [route for area in AREAS for route in area.router.routes]
+# The app's own routes (not FastAPI's /docs and /openapi.json, nor the static files).
+_API_ROUTES: list[APIRoute] = [route for area in AREAS for route in area.router.routes]
 
 
 def _talksearch_error(request: Request, exc: TalksearchError) -> JSONResponse:
@@ -62,17 +61,17 @@ def _talksearch_error(request: Request, exc: TalksearchError) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=status, headers={"Retry-After": "30"} if status >= 429 else None)
 
 
-def _allowed(app: FastAPI, scope: Scope) -> set[str]:
+def _allowed(scope: Scope) -> set[str]:
     """The methods of the path's own routes: those of its most literal template (/recordings/import is
     not a recording id), or none for FastAPI's own paths (/docs), whose single route names them already."""
-    matched = [route for route in _api_routes(app) if route.matches(scope)[0] is not Match.NONE]
+    matched = [route for route in _API_ROUTES if route.matches(scope)[0] is not Match.NONE]
     own = min(matched, key=lambda route: len(route.param_convertors)).path_format if matched else None
     return {method for route in matched if route.path_format == own for method in route.methods}
 
 
 async def _http_problem(request: Request, exc: StarletteHTTPException) -> Response:
     """The usual answer, except that a 405 allows every method the path takes, not only one route's."""
-    allowed = exc.status_code == 405 and _allowed(request.app, request.scope)
+    allowed = exc.status_code == 405 and _allowed(request.scope)
     if allowed:
         exc.headers = {"Allow": ", ".join(sorted(allowed))}
     return await http_exception_handler(request, exc)
@@ -105,10 +104,10 @@ def _access(settings: Settings) -> str:
     return f"Changes need the API key, as X-API-Key or Authorization: Bearer. {reads}"
 
 
-def _document_access(app: FastAPI, schema: dict, settings: Settings) -> None:
+def _document_access(schema: dict, settings: Settings) -> None:
     """Keep the key requirement, 401 and 403 only on the operations where this configuration has them."""
     schema["info"]["description"] += f" {_access(settings)}"
-    for route in _api_routes(app):
+    for route in _API_ROUTES:
         if not route.include_in_schema:
             continue
         guards = {dependency.dependency for dependency in route.dependencies}
@@ -127,7 +126,7 @@ def _openapi(app: FastAPI) -> Callable[[], dict]:
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            _document_access(app, generate(), app.state.backend.settings)
+            _document_access(generate(), app.state.backend.settings)
         return app.openapi_schema
     return openapi
 

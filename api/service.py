@@ -333,4 +333,4 @@ def media_files(paths: list[Path]) -> list[Path]:
     return found
 
 
-__all__ = ["Talksearch", "Outcome", "media_files", "TalksearchError", "LibraryError"]
+__all__ = ["Talksearch", "media_files", "TalksearchError", "LibraryError"]

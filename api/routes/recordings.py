@@ -36,7 +36,7 @@ def recordings(request: Request, b: Backend = Depends(backend)) -> list[dict]:
 @router.get("/recordings/{recording_id}", response_model=RecordingDetail, tags=["recordings"],
             dependencies=[Depends(reader)], responses=UNKNOWN)
 def recording(request: Request, recording_id: Id, b: Backend = Depends(backend)) -> dict:
-    found, transcript = b.service.recording(b.recording(recording_id).id)
+    found, transcript = b.service.recording(recording_id)
     names = {v.label: v.shown for v in b.service.speakers(found.id)[1]}
     segments = [{"start": s.start, "end": s.end, "language": s.language, "text": s.text, "translation": s.translation,
                  "speaker": names.get(s.speaker, s.speaker), "speaker_label": s.speaker}
@@ -59,14 +59,14 @@ def transcript(recording_id: Id, fmt: Annotated[Literal[FORMATS], Query(alias="f
               responses=UNKNOWN)
 def edit(request: Request, recording_id: Id, changes: RecordingMetadata, b: Backend = Depends(backend)) -> dict:
     """Correct what is known about a recording; fields left out stay as they are."""
-    return recording_info(request, b.service.edit(b.recording(recording_id).id, changes.metadata()))
+    return recording_info(request, b.service.edit(recording_id, changes.metadata()))
 
 
 @router.get("/recordings/{recording_id}/speakers", response_model=list[SpeakerInfo], tags=["recordings"],
             dependencies=[Depends(reader)], responses=UNKNOWN)
 def speakers(recording_id: Id, b: Backend = Depends(backend)) -> list[dict]:
     """The recording's voices, most talk time first (empty when it was not diarized)."""
-    return [asdict(v) for v in b.service.speakers(b.recording(recording_id).id)[1]]
+    return [asdict(v) for v in b.service.speakers(recording_id)[1]]
 
 
 @router.patch("/recordings/{recording_id}/speakers", response_model=list[SpeakerInfo], tags=["recordings"],
@@ -74,7 +74,7 @@ def speakers(recording_id: Id, b: Backend = Depends(backend)) -> list[dict]:
 def rename_speaker(recording_id: Id, rename: SpeakerRename, b: Backend = Depends(backend)) -> list[dict]:
     """Name one of the recording's voices; 404 when it has no such voice."""
     try:
-        voices = b.service.rename_speaker(b.recording(recording_id).id, rename.speaker, rename.name)
+        voices = b.service.rename_speaker(recording_id, rename.speaker, rename.name)
     except SpeakerError as exc:
         raise HTTPException(404, str(exc)) from None
     return [asdict(v) for v in voices]
@@ -83,7 +83,7 @@ def rename_speaker(recording_id: Id, rename: SpeakerRename, b: Backend = Depends
 @router.delete("/recordings/{recording_id}", response_model=Deleted, tags=["recordings"], dependencies=[Depends(writer)],
                responses=UNKNOWN)
 def delete(recording_id: Id, b: Backend = Depends(backend)) -> dict:
-    gone = b.service.delete(b.recording(recording_id).id)
+    gone = b.service.delete(recording_id)
     return {"id": gone.id, "title": gone.title, "deleted": True}
 
 
