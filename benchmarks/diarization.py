@@ -311,10 +311,10 @@ def main(argv: list[str] | None = None) -> int:
 def speed(diarizer: ResemblyzerDiarizer, picked: list[Case]) -> dict:
     """Seconds spent transcribing (real Transcriber, default settings) and diarizing the same audio."""
     from api.config import Settings
-    from ingest.transcribe import Transcriber, WhisperSettings
+    from ingest.transcribe import Transcriber
 
     settings = Settings()
-    transcriber = Transcriber(WhisperSettings(model=settings.whisper.model, cache_dir=settings.models_dir))
+    transcriber = Transcriber(settings.whisper)
     transcriber.warm_up()
     spent = {"transcription": 0.0, "diarization": 0.0, "audio": 0.0}
     for case in picked:

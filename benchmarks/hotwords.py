@@ -22,7 +22,7 @@ from api.demo_library import DEMO_DIR, demo_talks
 from benchmarks import FIXTURES
 from benchmarks.speech import character_error_rate
 from index.lexical import Analyzer
-from ingest.media import load_audio
+from ingest.media import SAMPLE_RATE, load_audio
 from ingest.transcribe import Transcriber
 
 GLOSSARIES = {
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'recording':32s} {'hot words':9s} {'terms':>6s} {'CER':>6s} {'RTF':>6s}")
     for path, script, glossary in recordings():
         audio = load_audio(path)
-        seconds = audio.size / 16000
+        seconds = audio.size / SAMPLE_RATE
         for name in variants:  # one model, its settings swapped: only the hot words differ
             transcriber.settings = replace(plain, hotwords=glossary if name == "with" else None)
             started = time.perf_counter()

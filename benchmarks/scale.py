@@ -148,7 +148,7 @@ def build(folder: Path, chunks: int, talks: SyntheticTalks) -> tuple[EmbeddedSto
 def add_cost(store: EmbeddedStore, seed: int = 7, times: int = 3) -> float:
     """Median seconds to add a 30-minute transcript (vectors given: the embedding costs the same
     anywhere), over ``times`` talks; the keyword analysers are loaded first."""
-    store.analyzer.keys("분석기를 미리 불러옵니다 and the stemmers")
+    store.analyzer.warm_up()
     talks, spent = SyntheticTalks(real_lines(), seed=seed), []
     for i in range(times):
         recording, transcript, pieces, views, vectors = talks.recording(i, f"added-{time.time_ns()}", minutes=30.0)

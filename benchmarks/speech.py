@@ -50,12 +50,14 @@ def character_errors(hypothesis: str, reference: str) -> tuple[int, int]:
     """(edits, trailing letters) from the reference's letters to the hypothesis's. Trailing letters
     are the insertions at the end of the alignment: text the hypothesis has after the reference ends."""
     ref, hyp = letters(reference), letters(hypothesis)
-    opcodes = Levenshtein.opcodes(ref, hyp)
+    edits = Levenshtein.editops(ref, hyp)  # one alignment gives both: the edits and their opcodes
+    opcodes = edits.as_opcodes()
     last = opcodes[-1] if len(opcodes) else None
     tail = last.dest_end - last.dest_start if last is not None and last.tag == "insert" else 0
-    return Levenshtein.distance(ref, hyp), tail
+    return len(edits), tail
 
 
 def character_error_rate(hypothesis: str, reference: str) -> float:
     """Edits over letters and digits per reference letter."""
-    return character_errors(hypothesis, reference)[0] / max(1, len(letters(reference)))
+    ref = letters(reference)
+    return Levenshtein.distance(ref, letters(hypothesis)) / max(1, len(ref))
