@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +57,8 @@ class Library:
         self.centering = LanguageCentering(embedder)
         self._store = store
         self._opening = threading.Lock()  # the API's request and job threads may both open it first
+        # Looks keywords up while a hybrid search embeds its query; one thread per concurrent search.
+        self._helper = ThreadPoolExecutor(max_workers=8, thread_name_prefix="talksearch-keywords")
 
     @property
     def store(self) -> Store:
@@ -197,17 +200,17 @@ class Library:
             quotes = QuoteRetriever(store, keywords)
             found, approximate = quotes(phrase, k, filters), False
             if not found:  # recognition may have misspelled it: the nearest spellings, marked as such
-                asked = Candidates(phrase, self.centering.query(phrase), filters, pool=NEAR_POOL)
-                found, approximate = quotes.near(phrase, HybridRetriever(DenseRetriever(store), keywords, self.fusion)(asked), k), True
+                asked = Candidates(phrase, self.centering.query, filters, pool=NEAR_POOL)
+                nearest = HybridRetriever(DenseRetriever(store), keywords, self.fusion, self._helper)(asked)
+                found, approximate = quotes.near(phrase, nearest, k), True
             recordings = store.records.recordings_by_id({c.recording_id for c, _, _ in found})
             hits = [shaper.hit(chunk, passage, shaper.sentences(chunk, passage), score, recordings[chunk.recording_id], span,
                                approximate) for chunk, score, span in found for passage in [shaper.passage(chunk)]]
             return shaper.highlight(hits, set(store.analyzer.keys(phrase)))
-        vector = None if mode == "lexical" else self.centering.query(query)
-        candidates = Candidates(query, vector, filters, pool=max(100, 20 * k))
+        candidates = Candidates(query, None if mode == "lexical" else self.centering.query, filters, pool=max(100, 20 * k))
         dense = DenseRetriever(store)
-        retrieve = {"dense": dense, "lexical": keywords, "hybrid": HybridRetriever(dense, keywords, self.fusion)}[mode]
-        return shaper.shape(top(retrieve(candidates), k), query, vector)
+        retrieve = {"dense": dense, "lexical": keywords, "hybrid": HybridRetriever(dense, keywords, self.fusion, self._helper)}[mode]
+        return shaper.shape(top(retrieve(candidates), k), query, candidates.vector)
 
 
 __all__ = ["Library", "LibraryError", "UnknownRecording", "Hit", "SEARCH_MODES", "SearchRequest", "chunk_views"]

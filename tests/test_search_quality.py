@@ -151,3 +151,30 @@ def test_query_language_by_script_without_loading_the_identifier_for_ascii():
 
     assert [query_language(q) for q in ("smart traffic lights", "умные светофоры", "주민을 위한 플랫폼", "la société numérique")] \
         == ["en", "ru", "ko", "fr"]
+
+
+def test_hits_whose_chunks_hold_no_query_term_are_not_analysed_for_highlights(library, monkeypatch):
+    """Highlighting reads which query terms each hit's chunk holds (stored at ingest) and runs the
+    analysers only over the hits that hold some: Kiwi never sees the Russian and English hits of
+    a Korean query, and the Korean hit is still highlighted."""
+    analysed: list[str] = []
+    terms_many = Analyzer.terms_many
+    monkeypatch.setattr(Analyzer, "terms_many", lambda self, texts, korean=True: analysed.extend(texts) or terms_many(self, texts, korean))
+    hits = library.search("디지털 플랫폼", mode="hybrid")
+    korean = next(h for h in hits if h.recording_id == "ko1")
+    assert [korean.text[a:b] for a, b in korean.highlights] == ["디지털", "플랫폼", "플랫폼"]
+    others = [h for h in hits if h.recording_id != "ko1"]
+    assert others and all(h.highlights == [] for h in others)
+    assert not {h.text for h in others} & set(analysed)
+
+
+def test_a_sentence_cut_differently_takes_the_terms_of_the_stored_sentences_that_make_it():
+    from index.clips import _stored_terms
+    from ingest.chunking import Sentence
+
+    stored = {(10.0, 13.27): {"주차"}, (14.0, 17.33): {"정보"}, (18.0, 41.33): {"제공"}}
+    assert _stored_terms(stored, Sentence(14.0, 17.33, "", "ko")) == {"정보"}
+    assert _stored_terms(stored, Sentence(10.0, 41.33, "", "ko")) == {"주차", "정보", "제공"}  # a run-on split at another pause
+    assert _stored_terms(stored, Sentence(14.0, 41.334, "", "ko")) == {"정보", "제공"}
+    assert _stored_terms(stored, Sentence(12.0, 17.33, "", "ko")) is None  # starts inside a stored sentence: analysed afresh
+    assert _stored_terms(stored, Sentence(10.0, 20.0, "", "ko")) is None
