@@ -20,7 +20,7 @@ from index.embedder import EmbedderSettings
 from index.ranking import FusionSettings
 from index.vectors import VectorSettings
 from ingest.chunking import ChunkingSettings
-from ingest.transcribe import WhisperSettings
+from ingest.transcribe import WhisperSettings, glossary
 
 
 @dataclass
@@ -103,6 +103,8 @@ class Settings:
                 owner = getattr(settings, section) if section else settings
                 current = getattr(owner, attribute)
                 setattr(owner, attribute, _coerce(name, value, current) if isinstance(value, str) else value)
+        if "hotwords" in knobs:  # refused now, not at the first recording, when Whisper could not hold it
+            settings.whisper.hotwords = glossary(settings.whisper.hotwords)
         return settings
 
 

@@ -48,6 +48,7 @@ VARIANTS: dict[str, dict] = {
     "vad-silence-500": {"vad_min_silence_ms": 500},
     "silence-off": {"hallucination_silence": None},
     "retry": {"retry_temperatures": (0.2, 0.4, 0.6, 0.8, 1.0)},
+    "no-loop-retry": {"loop_retry_temperatures": ()},
 }
 # The quiet condition: speech level (RMS, dBFS) and how far below it the noise is (dB).
 _QUIET_DBFS, _SNR_DB, _TRAILING_SECONDS = -45.0, 5.0, 20.0

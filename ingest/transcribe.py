@@ -71,8 +71,14 @@ adopted. Whisper's fallback for transcription only (``retry_temperatures`` 0.2�
 ``--compare retry --conditions recorded,quiet``) reads that clip at temperature 0.6 («…강철…
 선물입니까?», no refusal; quiet Korean CER 0.367 -> 0.353), but the low-confidence retries it also
 makes cost the Russian phone prompts words (CER 0.046 -> 0.072 recorded, 0.060 -> 0.093 quiet)
-and doubled Russian RTF (0.16 -> 0.33): not adopted. Retrying only the stretches the loop guard
-drops would keep the gain without that cost; not built yet.
+and doubled Russian RTF (0.16 -> 0.33): not adopted. Instead only the stretches the loop guard
+drops are decoded again at those temperatures (``loop_retry_temperatures``; looped segments less
+than 1 s apart as one stretch: alone, the two halves of that clip looped again).
+``--compare no-loop-retry --languages ko,ru --conditions recorded,quiet`` (2026-11-26, same
+machine, quieter), current / without: recorded Korean CER 0.148 / 0.148 and Russian 0.046 /
+0.046 (no stretch looped, nothing decoded again); quiet Korean 0.351 / 0.367 with 0 / 1 clips
+refused (the looped clip now reads «…그 검은가 만들어내는 강철 …입니까?»), quiet Russian 0.060 /
+0.060. Quiet Korean took RTF 0.251 / 0.208: the sampled retries cost time only where Whisper looped.
 """
 from __future__ import annotations
 
@@ -87,7 +93,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from core.errors import ModelError, NoSpeechError, UserError
-from .guards import keep_segment
+from .guards import is_repetition_loop, keep_segment
 from .media import SAMPLE_RATE, AudioSource
 from .records import Segment, Transcript, Word
 from models.whisper import DEFAULT_WHISPER, default_models_dir, resolve_whisper
@@ -115,6 +121,9 @@ class WhisperSettings:
     # Temperatures a transcribed (not translated) stretch is decoded again at when it still loops
     # or is unsure, after ``temperatures`` (Whisper's fallback; empty: none).
     retry_temperatures: tuple[float, ...] = ()
+    # Temperatures a transcribed segment the loop guard drops is decoded again at, alone (its
+    # stretch only, so speech that decodes at temperature 0 pays nothing; empty: dropped as it is).
+    loop_retry_temperatures: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)
     # The translate pass may not repeat any run of this many words (0: no limit): whisper base
     # loops on Korean otherwise ("it is said that it is said ...").
     translate_no_repeat_ngram: int = 3
@@ -148,13 +157,19 @@ class WhisperSettings:
 MAX_HOTWORDS = 200
 
 
-def glossary(text: str | None) -> str | None:
-    """A recording's hot words as a person typed them, spacing tidied; UserError when Whisper could
-    not hold them all."""
-    terms = " ".join((text or "").split())
-    if len(terms) > MAX_HOTWORDS:
-        raise UserError(f"hot words are {len(terms)} characters long; Whisper holds at most {MAX_HOTWORDS}")
-    return terms or None
+def glossary(text: str | None, beside: str | None = None) -> str | None:
+    """Hot words as a person typed them, spacing tidied; UserError when Whisper could not hold them
+    all, together with ``beside`` (the settings' glossary, which a recording's own joins)."""
+    terms = " ".join((text or "").split()) or None
+    if len(joined(beside, terms) or "") > MAX_HOTWORDS:
+        also = f" (with the {len(beside)} of the server's own)" if beside and terms else ""
+        raise UserError(f"hot words are {len(joined(beside, terms))} characters long{also}; Whisper holds at most {MAX_HOTWORDS}")
+    return terms
+
+
+def joined(*glossaries: str | None) -> str | None:
+    """Glossaries as Whisper gets them together."""
+    return ", ".join(terms for terms in glossaries if terms) or None
 
 
 class Transcriber:
@@ -219,7 +234,9 @@ class Transcriber:
         done = progress or (lambda seconds: None)
         length = samples.size / SAMPLE_RATE
         decoded, info = self._decode(samples, 0.0, main, "transcribe", words=True, hotwords=hotwords)
-        kept = self._collect(decoded, info.language, lambda end: done(0.5 * end))
+        looped: list[tuple[float, float]] = []
+        kept = self._collect(decoded, info.language, lambda end: done(0.5 * end), looped)
+        kept = sorted(kept + self._retry_loops(samples, looped, info.language, hotwords), key=lambda segment: segment.start)
         heard_as, probability = (main, 1.0) if main is not None else (info.language, float(info.language_probability))
         if kept and not fixed:
             kept = self._relabel_languages(samples, kept, heard_as, hotwords)
@@ -233,17 +250,33 @@ class Transcriber:
         return Heard(offset, length, _shifted(kept, offset), _shifted(pieces, offset),
                      heard_as if kept else None, probability)
 
+    def _retry_loops(self, samples: np.ndarray, looped: list[tuple[float, float]], language: str,
+                     hotwords: str | None) -> list[Segment]:
+        """The stretches of transcribed segments the loop guard dropped, decoded again at the
+        ``loop_retry_temperatures`` (Whisper's sampled fallback) each on its own; what still loops
+        or is unsure stays out. A quiet clip Whisper loops on at temperature 0 («검은색» eight
+        times) was refused as holding no speech; Whisper's fallback over every stretch read it but
+        cost clean Russian speech words and doubled its time (see the module docstring)."""
+        again: list[Segment] = []
+        for start, end in _spans_together(looped) if self.settings.loop_retry_temperatures else []:
+            log.info("decoding %.1f-%.1f again: it looped", start, end)
+            decoded, _ = self._decode(samples, start, language, "transcribe", words=True, end=end, hotwords=hotwords,
+                                      temperatures=self.settings.loop_retry_temperatures)
+            again += self._collect(decoded, language, lambda at: None)
+        return again
+
     def _decode(self, audio: np.ndarray, start: float, language: str | None, task: str, words: bool,
-                end: float | None = None, hotwords: str | None = None):
+                end: float | None = None, hotwords: str | None = None, temperatures: tuple[float, ...] | None = None):
         """Run Whisper over audio[start:end]; segment times come back on audio's clock. Hot words
         steer the transcribing pass only (in the English rendering they would push the original's
-        spellings into English)."""
-        given = ", ".join(terms for terms in (self.settings.hotwords, hotwords) if terms) or None
+        spellings into English). ``temperatures``: these instead of the settings' own."""
+        given = joined(self.settings.hotwords, hotwords)
         lo = int(start * SAMPLE_RATE)
         hi = audio.size if end is None else int(end * SAMPLE_RATE)
+        if temperatures is None:
+            temperatures = (*self.settings.temperatures, *(self.settings.retry_temperatures if task == "transcribe" else ()))
         segments, info = self._model.transcribe(
-            audio[lo:hi], language=language, task=task, beam_size=self.settings.beam_size,
-            temperature=[*self.settings.temperatures, *(self.settings.retry_temperatures if task == "transcribe" else ())],
+            audio[lo:hi], language=language, task=task, beam_size=self.settings.beam_size, temperature=list(temperatures),
             word_timestamps=words, vad_filter=True,
             vad_parameters={"threshold": self.settings.vad_threshold, "speech_pad_ms": self.settings.vad_pad_ms,
                             "min_silence_duration_ms": self.settings.vad_min_silence_ms},
@@ -254,13 +287,17 @@ class Transcriber:
         )
         return ((segment, start) for segment in segments), info
 
-    def _collect(self, decoded: Iterable, language: str, progress: Callable[[float], None]) -> list[Segment]:
+    def _collect(self, decoded: Iterable, language: str, progress: Callable[[float], None],
+                 looped: list[tuple[float, float]] | None = None) -> list[Segment]:
+        """The decoded segments the guards keep; the spans of those dropped as loops go to ``looped``."""
         kept: list[Segment] = []
         for raw, offset in decoded:
             progress(raw.end + offset)
             durations = [w.end - w.start for w in raw.words or []]
             if not keep_segment(raw.text, raw.avg_logprob, raw.no_speech_prob, durations, self.settings.untimed_share):
                 log.info("dropped segment %.1f-%.1f: %r", raw.start + offset, raw.end + offset, raw.text[:60])
+                if looped is not None and is_repetition_loop(raw.text):
+                    looped.append((raw.start + offset, raw.end + offset))
                 continue
             words = [Word(float(w.start + offset), float(w.end + offset), w.word, float(w.probability)) for w in raw.words or []]
             kept.append(Segment(float(raw.start + offset), float(raw.end + offset), raw.text.strip(), language, words))
@@ -345,6 +382,17 @@ def assemble(heard: list[Heard]) -> Transcript:
                       segments=[s for h in heard for s in h.segments],
                       translation=[s for h in heard for s in h.translation],
                       language_probability=spoken[0].probability)
+
+
+def _spans_together(spans: list[tuple[float, float]], gap: float = 1.0) -> list[tuple[float, float]]:
+    """Spans in order, those less than ``gap`` seconds apart joined into one."""
+    joined: list[tuple[float, float]] = []
+    for start, end in sorted(spans):
+        if joined and start - joined[-1][1] < gap:
+            joined[-1] = (joined[-1][0], max(joined[-1][1], end))
+        else:
+            joined.append((start, end))
+    return joined
 
 
 def _shifted(segments: list[Segment], by: float) -> list[Segment]:

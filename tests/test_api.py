@@ -323,6 +323,15 @@ def test_a_glossary_whisper_could_not_hold_is_refused_and_nothing_kept(app, clie
     assert staged_files(app) == before
 
 
+def test_a_glossary_that_fits_alone_but_not_beside_the_servers_is_refused(app, client, tmp_path, monkeypatch):
+    monkeypatch.setattr(app.state.backend.settings.whisper, "hotwords", "Kazan, " * 20)
+    before = staged_files(app)
+    wav = cut_wav(tmp_path, EN, 1, "a.wav").read_bytes()
+    response = client.post("/recordings", files={"file": ("a.wav", wav)}, data={"hotwords": "Sejong, " * 10})
+    assert response.status_code == 400 and "of the server's own" in response.json()["detail"]
+    assert staged_files(app) == before
+
+
 def test_upload_must_be_multipart(client):
     response = client.post("/recordings", content=b"RIFF....", headers={"content-type": "audio/wav"})
     assert response.status_code == 415 and "multipart/form-data" in response.json()["detail"]

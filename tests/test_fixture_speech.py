@@ -1,12 +1,12 @@
 """The shared third-party speech clips (real and synthetic voices): language, words, timing,
 translation without repetition loops, a talk that switches language midway, no text invented after
-the speech and quiet speech heard."""
+the speech and quiet speech heard, even where Whisper first loops on it."""
 from __future__ import annotations
 
 import numpy as np
 
 from benchmarks.asr import harder
-from benchmarks.speech import character_errors
+from benchmarks.speech import character_error_rate, character_errors
 from ingest.align import overlap
 from ingest.guards import is_repetition_loop
 from ingest.media import SAMPLE_RATE, load_audio
@@ -79,3 +79,16 @@ def test_quiet_speech_over_room_noise_is_heard(real_app):
     transcript = real_app.transcriber(quiet, translate=False)
     assert transcript.language == "ko"
     assert "옆으로" in " ".join(s.text for s in transcript.segments)
+
+
+@needs_fixtures("ko/zeroth/zeroth_ko_test_0089.flac")
+def test_quiet_speech_whisper_loops_on_is_read_not_refused(real_app):
+    """At -45 dBFS over this noise whisper base loops on the whole clip here («검은색…», «아, 아, …»),
+    the loop guard dropped both segments and the clip was refused as holding no speech. The
+    looped stretch is decoded again at sampled temperatures, which read it (imperfectly: the
+    words vary from run to run)."""
+    quiet = harder(load_audio(FIXTURES / "ko/zeroth/zeroth_ko_test_0089.flac"), "quiet", np.random.default_rng(2))
+    transcript = real_app.transcriber(quiet, translate=False)  # NoSpeechError before
+    text = " ".join(s.text for s in transcript.segments)
+    reference = "거미와 그 거미가 만들어 내는 강철만큼이나 튼튼한 거미줄은 우연의 산물입니까"
+    assert not is_repetition_loop(text) and character_error_rate(text, reference) < 0.85, text

@@ -1,4 +1,11 @@
+from dataclasses import replace
+from types import SimpleNamespace
+
+import numpy as np
+
 from ingest.guards import is_known_hallucination, is_repetition_loop, is_untimed, keep_segment
+from ingest.media import SAMPLE_RATE
+from ingest.transcribe import Transcriber, WhisperSettings
 
 
 def test_repetition_loops_are_caught():
@@ -36,3 +43,38 @@ def test_heard_words_and_a_stray_timeless_one_are_kept():
     assert not is_untimed([0.3, 0.0, 0.25, 0.4], 0.5)
     assert not is_untimed([0.0, 0.0], 0.5), "too few words to tell"
     assert keep_segment("Данок.", avg_logprob=-0.86, no_speech_prob=0.38, durations=[0.44])
+
+
+class LoopingWhisper:
+    """Stands in for faster-whisper's model: at temperature 0 it loops over 2-5 s and 5.2-8 s (as
+    whisper base did on a quiet real Korean clip), at the sampled temperatures it reads the words;
+    it records each call's length and temperatures."""
+
+    def __init__(self):
+        self.calls: list[tuple[float, list[float]]] = []
+
+    def transcribe(self, audio, temperature, **_):
+        self.calls.append((audio.size / SAMPLE_RATE, temperature))
+        if temperature[0] == 0.0:
+            said = [(0.0, 1.5, " 안녕하세요."), (2.0, 5.0, " 검은색 검은색 검은색 검은색 검은색 검은색 검은색 검은색"),
+                    (5.2, 8.0, " 아, 아, 아, 아, 아, 아, 아, 아, 아, 아, 아, 아,")]
+        else:
+            said = [(0.1, 5.5, " 검은색 강철은 선물입니까?")]
+        segments = [SimpleNamespace(start=a, end=b, text=text, avg_logprob=-0.4, no_speech_prob=0.1,
+                                    words=[SimpleNamespace(start=a, end=b, word=text, probability=0.9)]) for a, b, text in said]
+        return iter(segments), SimpleNamespace(language="ko", language_probability=0.99)
+
+
+def test_a_stretch_whisper_loops_on_is_decoded_again_alone_at_sampled_temperatures():
+    whisper = LoopingWhisper()
+    transcriber = Transcriber(WhisperSettings(main_probability=None))
+    transcriber._model = whisper
+    window = transcriber.window(np.zeros(10 * SAMPLE_RATE, np.float32), 0.0, "ko", fixed=True, translate=False)
+    assert [s.text for s in window.segments] == ["안녕하세요.", "검은색 강철은 선물입니까?"]
+    assert window.segments[1].start == 2.1  # on the window's clock
+    assert whisper.calls == [(10.0, [0.0]), (6.0, [0.2, 0.4, 0.6, 0.8, 1.0])]  # the looped 2-8 s only, as one
+
+    whisper.calls.clear()
+    transcriber.settings = replace(transcriber.settings, loop_retry_temperatures=())
+    window = transcriber.window(np.zeros(10 * SAMPLE_RATE, np.float32), 0.0, "ko", fixed=True, translate=False)
+    assert [s.text for s in window.segments] == ["안녕하세요."] and len(whisper.calls) == 1

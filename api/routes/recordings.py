@@ -98,7 +98,7 @@ async def upload(request: Request, response: Response, b: Backend = Depends(back
     try:
         file = intake.required("file")
         meta = form_metadata(intake.fields)
-        hotwords = glossary(intake.fields.get("hotwords"))
+        hotwords = glossary(intake.fields.get("hotwords"), beside=b.settings.whisper.hotwords)
         await run_in_threadpool(check_audio, file.path, file.filename)
         job = b.runner.submit("upload", file.filename, [file.path],
                               lambda progress: b.service.ingest(file.path, meta, progress, names={file.path: file.filename},
