@@ -149,6 +149,33 @@ class _Segment:
         return len(self.ids)
 
 
+def _will_need(array: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> None:
+    """Ask the kernel to read these rows of a mapped segment now, all at once: pages not yet in
+    memory then arrive together instead of one page fault after another.
+
+    At 1M chunks (8 GB of float16 views, mostly not in memory) rescoring ~400 candidates waited
+    on their pages one fault at a time: in one process, after the library's pages were dropped
+    from the cache, 150 new queries each, alternating, search p50 68.4 / 53.0 → 23.0 / 22.1 ms,
+    rescoring 48.6 / 37.3 → 7.3 / 7.0 ms. With the pages cached the hints cost ~0.6 ms a search
+    (17.0 → 17.5 ms p50); hinting the ids files too cost 1.8 ms and saved nothing more."""
+    mapping = getattr(array, "_mmap", None)
+    if mapping is None or not len(starts):
+        return
+    row = array.strides[0]
+    base = array.offset % mmap.ALLOCATIONGRANULARITY  # where the rows begin inside the mapping
+    first = (base + starts.astype(np.int64) * row) // mmap.PAGESIZE
+    last = (base + (starts.astype(np.int64) + counts) * row - 1) // mmap.PAGESIZE
+    order = np.argsort(first)
+    first, last = first[order], last[order]
+    new_run = np.r_[True, first[1:] > np.maximum.accumulate(last)[:-1] + 1]
+    runs_first = first[new_run]
+    runs_last = np.maximum.reduceat(last, np.flatnonzero(new_run))
+    size = len(mapping)
+    for lo, hi in zip(runs_first.tolist(), runs_last.tolist()):
+        start = lo * mmap.PAGESIZE
+        mapping.madvise(mmap.MADV_WILLNEED, start, min((hi + 1) * mmap.PAGESIZE, size) - start)
+
+
 def _why(exc: Exception) -> str:
     """One line on why a file could not be read, without the library's absolute path."""
     if isinstance(exc, OSError) and exc.filename:
@@ -572,6 +599,7 @@ class SegmentedVectors:
             segment, members = self._numbered[number], chunks[numbers == number]
             starts = self._where_row[members]
             counts = self._where_count[members].astype(np.int64)
+            _will_need(segment.vectors, starts, counts)
             offsets = np.r_[0, np.cumsum(counts)[:-1]]
             rows = np.repeat(starts - offsets, counts) + np.arange(int(counts.sum()))
             views = np.asarray(segment.ids[rows]) % MAX_VIEWS

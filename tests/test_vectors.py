@@ -231,3 +231,37 @@ def test_filters_resolve_in_sql_case_insensitively(tmp_path):
     ids = store.records.chunk_ids(SearchFilters(speaker="алексей гарипов"))
     assert set(ids.tolist()) == {c.id for c in store.records.chunks_of("a")}
     assert isinstance(store.catalog, Catalog)
+
+
+def test_rescoring_asks_the_kernel_for_exactly_the_pages_of_the_candidates_rows(tmp_path):
+    """The rows of candidate chunks are asked for in one go (page-aligned, adjacent pages as one
+    range, never past the file) before they are read."""
+    import mmap
+
+    from index.vectors import _will_need
+
+    np.save(tmp_path / "seg.vec.npy", np.ones((5000, 384), dtype=np.float16))  # 768 bytes a row
+    rows = np.load(tmp_path / "seg.vec.npy", mmap_mode="r")
+    asked: list[tuple[int, int]] = []
+
+    class Watched:
+        def __init__(self, mapping):
+            self.mapping = mapping
+
+        def __len__(self):
+            return len(self.mapping)
+
+        def madvise(self, option, start, length):
+            assert option == mmap.MADV_WILLNEED
+            asked.append((start, start + length))
+            self.mapping.madvise(option, start, length)  # the real call accepts it
+
+    rows._mmap = Watched(rows._mmap)
+    _will_need(rows, np.array([4990, 0, 6]), np.array([10, 5, 3]))
+    page, base = mmap.PAGESIZE, rows.offset
+    assert all(start % page == 0 for start, _ in asked)
+    assert asked[0] == (0, page * ((base + 9 * 768 - 1) // page + 1))  # rows 0-4 and 6-8 share pages: one range
+    assert asked[1][0] <= base + 4990 * 768 and asked[1][1] == len(rows._mmap)  # the last rows, up to the file's end
+    assert len(asked) == 2
+    _will_need(rows, np.array([], dtype=np.int64), np.array([], dtype=np.int64))
+    assert len(asked) == 2
