@@ -108,15 +108,24 @@ class ClipShaper:
         recordings = self.store.records.recordings_by_id({chunk.recording_id for chunk, _, _ in ranked})
         self.names(set(recordings))
         terms = set(self.analyzer.keys(query))
-        held = self.store.keywords.holding([chunk.id for chunk, _, _ in ranked if chunk.id is not None], sorted(terms))
+        may_hold = self.may_hold([chunk for chunk, _, _ in ranked], terms)
         passages = self.store.records.passages([(chunk.recording_id, chunk.start, chunk.end) for chunk, _, _ in ranked])
         units = [self.sentences(chunk, passage) for (chunk, _, _), passage in zip(ranked, passages)]
-        shared = [self.shared(chunk, group, passage, terms) if held.get(chunk.id) else []
-                  for (chunk, _, _), group, passage in zip(ranked, units, passages)]
+        shared = [self.shared(chunk, group, passage, terms) if holds else []
+                  for (chunk, _, _), group, passage, holds in zip(ranked, units, passages, may_hold)]
         hits = [self.hit(chunk, passage, group, score, recordings[chunk.recording_id],
                          self.focus(chunk, group, counts, window, vector, rank))
                 for rank, ((chunk, score, window), passage, group, counts) in enumerate(zip(ranked, passages, units, shared))]
-        return self.highlight(hits, terms, [terms if chunk.id is None else held.get(chunk.id, set()) for chunk, _, _ in ranked])
+        return self.highlight(hits, terms, may_hold)
+
+    def may_hold(self, chunks: list[Chunk], terms: set[str]) -> list[bool]:
+        """Whether each hit's words may hold a query term: its chunk holds one (stored at ingest),
+        or the hit is not a stored chunk as it is (overlapping chunks folded into one hit)."""
+        ids = [chunk.id for chunk in chunks if chunk.id is not None]
+        held = self.store.keywords.holding(ids, sorted(terms))
+        stored = self.store.records.chunks(ids)
+        return [chunk.id is None or bool(held.get(chunk.id)) or chunk.id not in stored
+                or (stored[chunk.id].start, stored[chunk.id].end) != (chunk.start, chunk.end) for chunk in chunks]
 
     def shared(self, chunk: Chunk, units: list[Sentence], passage: Transcript, terms: set[str]) -> list[int]:
         """How many query terms each sentence holds, from the terms stored at ingest (a sentence
@@ -193,18 +202,18 @@ class ClipShaper:
             self._names.update(self.store.records.speaker_names(missing))
             self._named |= missing
 
-    def highlight(self, hits: list[Hit], terms: set[str], holding: list[set[str]] | None = None) -> list[Hit]:
+    def highlight(self, hits: list[Hit], terms: set[str], may_hold: list[bool] | None = None) -> list[Hit]:
         """Character ranges of the query's terms in each hit's words and English, analysed in one
-        batch. ``holding``: the query terms each hit's chunk holds (stored at ingest); a hit whose
-        chunk holds none is not analysed, nor Korean text when only other terms are held (Kiwi's
-        analysis of ten Korean hits was ~7 ms of a Korean search's ~37 at 100k chunks)."""
-        holding = holding if holding is not None else [terms] * len(hits)
-        wanted = [(hit, held) for hit, held in zip(hits, holding) if held]
-        if not wanted:
+        batch. The words of a hit that cannot hold a query term (``may_hold``) are not analysed:
+        Kiwi's analysis of ten Korean hits was ~7 ms of a Korean search's ~37 at 100k chunks. Its
+        English is (cheap, and rendered over the hit's span it can reach past its chunk's)."""
+        if not terms:
             return hits
-        analysed = self.analyzer.terms_many([text for hit, _ in wanted for text in (hit.text, hit.translation or "")],
-                                            self.analyzer.has_korean(set().union(*(held for _, held in wanted))))
-        for i, (hit, held) in enumerate(wanted):
-            hit.highlights = [[t.start, t.end] for t in analysed[2 * i] if t.text in held]
-            hit.translation_highlights = [[t.start, t.end] for t in analysed[2 * i + 1] if t.text in held]
+        may_hold = may_hold if may_hold is not None else [True] * len(hits)
+        analysed = self.analyzer.terms_many([text for hit, holds in zip(hits, may_hold)
+                                             for text in (hit.text if holds else "", hit.translation or "")],
+                                            self.analyzer.has_korean(terms))
+        for i, hit in enumerate(hits):
+            hit.highlights = [[t.start, t.end] for t in analysed[2 * i] if t.text in terms]
+            hit.translation_highlights = [[t.start, t.end] for t in analysed[2 * i + 1] if t.text in terms]
         return hits

@@ -6,8 +6,7 @@ selective filter ranks exactly the admitted chunks instead of thinning a fixed c
 from __future__ import annotations
 
 from concurrent.futures import Executor
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -33,10 +32,15 @@ class Candidates:
     embed: Callable[[str], np.ndarray] | None
     filters: SearchFilters
     pool: int
+    _vector: np.ndarray | None = field(default=None, init=False, repr=False)
 
-    @cached_property
+    @property
     def vector(self) -> np.ndarray | None:
-        return None if self.embed is None else self.embed(self.text)
+        """Made by the search's own thread (not ``functools.cached_property``, which before Python
+        3.12 holds one lock for every instance: concurrent searches would embed one at a time)."""
+        if self._vector is None and self.embed is not None:
+            self._vector = self.embed(self.text)
+        return self._vector
 
     def allowed(self, store: Store) -> np.ndarray | None:
         """Chunk ids the filters admit (None: no filter, every chunk)."""

@@ -93,6 +93,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from core.errors import ModelError, NoSpeechError, UserError
+from .align import overlap
 from .guards import is_repetition_loop, keep_segment
 from .media import SAMPLE_RATE, AudioSource
 from .records import Segment, Transcript, Word
@@ -162,7 +163,7 @@ def glossary(text: str | None, beside: str | None = None) -> str | None:
     all, together with ``beside`` (the settings' glossary, which a recording's own joins)."""
     terms = " ".join((text or "").split()) or None
     if len(joined(beside, terms) or "") > MAX_HOTWORDS:
-        also = f" (with the {len(beside)} of the server's own)" if beside and terms else ""
+        also = f" together with the server's own ({len(beside)} and a separator)" if beside and terms else ""
         raise UserError(f"hot words are {len(joined(beside, terms))} characters long{also}; Whisper holds at most {MAX_HOTWORDS}")
     return terms
 
@@ -236,7 +237,7 @@ class Transcriber:
         decoded, info = self._decode(samples, 0.0, main, "transcribe", words=True, hotwords=hotwords)
         looped: list[tuple[float, float]] = []
         kept = self._collect(decoded, info.language, lambda end: done(0.5 * end), looped)
-        kept = sorted(kept + self._retry_loops(samples, looped, info.language, hotwords), key=lambda segment: segment.start)
+        kept = sorted(kept + self._retry_loops(samples, looped, kept, info.language, hotwords), key=lambda segment: segment.start)
         heard_as, probability = (main, 1.0) if main is not None else (info.language, float(info.language_probability))
         if kept and not fixed:
             kept = self._relabel_languages(samples, kept, heard_as, hotwords)
@@ -250,19 +251,21 @@ class Transcriber:
         return Heard(offset, length, _shifted(kept, offset), _shifted(pieces, offset),
                      heard_as if kept else None, probability)
 
-    def _retry_loops(self, samples: np.ndarray, looped: list[tuple[float, float]], language: str,
-                     hotwords: str | None) -> list[Segment]:
+    def _retry_loops(self, samples: np.ndarray, looped: list[tuple[float, float]], kept: list[Segment],
+                     language: str, hotwords: str | None) -> list[Segment]:
         """The stretches of transcribed segments the loop guard dropped, decoded again at the
         ``loop_retry_temperatures`` (Whisper's sampled fallback) each on its own; what still loops
-        or is unsure stays out. A quiet clip Whisper loops on at temperature 0 («검은색» eight
-        times) was refused as holding no speech; Whisper's fallback over every stretch read it but
-        cost clean Russian speech words and doubled its time (see the module docstring)."""
+        or is unsure stays out, and so does what retells a ``kept`` segment. A quiet clip Whisper
+        loops on at temperature 0 («검은색» eight times) was refused as holding no speech;
+        Whisper's fallback over every stretch read it but cost clean Russian speech words and
+        doubled its time (see the module docstring)."""
         again: list[Segment] = []
-        for start, end in _spans_together(looped) if self.settings.loop_retry_temperatures else []:
+        for start, end in _spans_together(looped, kept) if self.settings.loop_retry_temperatures else []:
             log.info("decoding %.1f-%.1f again: it looped", start, end)
             decoded, _ = self._decode(samples, start, language, "transcribe", words=True, end=end, hotwords=hotwords,
                                       temperatures=self.settings.loop_retry_temperatures)
-            again += self._collect(decoded, language, lambda at: None)
+            again += [segment for segment in self._collect(decoded, language, lambda at: None)
+                      if not any(overlap(segment.start, segment.end, k.start, k.end) > 0.5 * (segment.end - segment.start) for k in kept)]
         return again
 
     def _decode(self, audio: np.ndarray, start: float, language: str | None, task: str, words: bool,
@@ -384,11 +387,12 @@ def assemble(heard: list[Heard]) -> Transcript:
                       language_probability=spoken[0].probability)
 
 
-def _spans_together(spans: list[tuple[float, float]], gap: float = 1.0) -> list[tuple[float, float]]:
-    """Spans in order, those less than ``gap`` seconds apart joined into one."""
+def _spans_together(spans: list[tuple[float, float]], kept: list[Segment], gap: float = 1.0) -> list[tuple[float, float]]:
+    """Spans in order, those less than ``gap`` seconds apart joined into one unless a ``kept``
+    segment lies between them."""
     joined: list[tuple[float, float]] = []
     for start, end in sorted(spans):
-        if joined and start - joined[-1][1] < gap:
+        if joined and start - joined[-1][1] < gap and not any(joined[-1][1] <= k.start < start for k in kept):
             joined[-1] = (joined[-1][0], max(joined[-1][1], end))
         else:
             joined.append((start, end))

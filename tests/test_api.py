@@ -328,7 +328,7 @@ def test_a_glossary_that_fits_alone_but_not_beside_the_servers_is_refused(app, c
     before = staged_files(app)
     wav = cut_wav(tmp_path, EN, 1, "a.wav").read_bytes()
     response = client.post("/recordings", files={"file": ("a.wav", wav)}, data={"hotwords": "Sejong, " * 10})
-    assert response.status_code == 400 and "of the server's own" in response.json()["detail"]
+    assert response.status_code == 400 and "together with the server's own" in response.json()["detail"]
     assert staged_files(app) == before
 
 

@@ -81,7 +81,7 @@ def test_a_recordings_glossary_is_tidied_and_refused_when_whisper_could_not_hold
         glossary("세" * (MAX_HOTWORDS + 1))
     # with the server's own glossary, which Whisper gets beside it
     assert glossary("세" * 100, beside="Kazan") == "세" * 100
-    with pytest.raises(UserError, match=r"204 characters long \(with the 5 of the server's own\); Whisper holds at most 200"):
+    with pytest.raises(UserError, match=r"204 characters long together with the server's own \(5 and a separator\); Whisper holds at most 200"):
         glossary("세" * 197, beside="Kazan")
     # the server's own is refused when it is read, not at the first recording
     with pytest.raises(UserError, match=f"at most {MAX_HOTWORDS}"):

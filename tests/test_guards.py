@@ -45,21 +45,22 @@ def test_heard_words_and_a_stray_timeless_one_are_kept():
     assert keep_segment("Данок.", avg_logprob=-0.86, no_speech_prob=0.38, durations=[0.44])
 
 
-class LoopingWhisper:
-    """Stands in for faster-whisper's model: at temperature 0 it loops over 2-5 s and 5.2-8 s (as
-    whisper base did on a quiet real Korean clip), at the sampled temperatures it reads the words;
-    it records each call's length and temperatures."""
+LOOP, UH = " 검은색 검은색 검은색 검은색 검은색 검은색 검은색 검은색", " 아, 아, 아, 아, 아, 아, 아, 아, 아, 아, 아, 아,"
 
-    def __init__(self):
+
+class LoopingWhisper:
+    """Stands in for faster-whisper's model: at temperature 0 it says ``first`` (by default loops
+    over 2-5 s and 5.2-8 s, as whisper base did on a quiet real Korean clip), at the sampled
+    temperatures ``again`` (by default the words); it records each call's length and temperatures."""
+
+    def __init__(self, first=((0.0, 1.5, " 안녕하세요."), (2.0, 5.0, LOOP), (5.2, 8.0, UH)),
+                 again=((0.1, 5.5, " 검은색 강철은 선물입니까?"),)):
+        self.first, self.again = first, again
         self.calls: list[tuple[float, list[float]]] = []
 
     def transcribe(self, audio, temperature, **_):
         self.calls.append((audio.size / SAMPLE_RATE, temperature))
-        if temperature[0] == 0.0:
-            said = [(0.0, 1.5, " 안녕하세요."), (2.0, 5.0, " 검은색 검은색 검은색 검은색 검은색 검은색 검은색 검은색"),
-                    (5.2, 8.0, " 아, 아, 아, 아, 아, 아, 아, 아, 아, 아, 아, 아,")]
-        else:
-            said = [(0.1, 5.5, " 검은색 강철은 선물입니까?")]
+        said = self.first if temperature[0] == 0.0 else self.again
         segments = [SimpleNamespace(start=a, end=b, text=text, avg_logprob=-0.4, no_speech_prob=0.1,
                                     words=[SimpleNamespace(start=a, end=b, word=text, probability=0.9)]) for a, b, text in said]
         return iter(segments), SimpleNamespace(language="ko", language_probability=0.99)
@@ -78,3 +79,15 @@ def test_a_stretch_whisper_loops_on_is_decoded_again_alone_at_sampled_temperatur
     transcriber.settings = replace(transcriber.settings, loop_retry_temperatures=())
     window = transcriber.window(np.zeros(10 * SAMPLE_RATE, np.float32), 0.0, "ko", fixed=True, translate=False)
     assert [s.text for s in window.segments] == ["안녕하세요."] and len(whisper.calls) == 1
+
+
+def test_looped_stretches_either_side_of_a_kept_segment_are_decoded_again_apart_and_never_retell_it():
+    """A kept answer between two loops is not decoded again with them, and what a retry hears over
+    a kept segment (a loop's times can run over its neighbour's) is not added twice."""
+    whisper = LoopingWhisper(first=((2.0, 5.0, LOOP), (5.1, 5.6, " 네, 맞습니다."), (5.4, 9.0, UH)),
+                             again=((0.0, 0.3, " 네, 맞습니다."), (0.6, 2.9, " 강철은.")))
+    transcriber = Transcriber(WhisperSettings(main_probability=None))
+    transcriber._model = whisper
+    window = transcriber.window(np.zeros(10 * SAMPLE_RATE, np.float32), 0.0, "ko", fixed=True, translate=False)
+    assert [length for length, _ in whisper.calls] == [10.0, 3.0, 3.6]  # 2-5 s and 5.4-9 s, apart
+    assert [(s.start, s.text) for s in window.segments] == [(2.0, "네, 맞습니다."), (2.6, "강철은."), (5.1, "네, 맞습니다."), (6.0, "강철은.")]

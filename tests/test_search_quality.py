@@ -178,3 +178,50 @@ def test_a_sentence_cut_differently_takes_the_terms_of_the_stored_sentences_that
     assert _stored_terms(stored, Sentence(14.0, 41.334, "", "ko")) == {"정보", "제공"}
     assert _stored_terms(stored, Sentence(12.0, 17.33, "", "ko")) is None  # starts inside a stored sentence: analysed afresh
     assert _stored_terms(stored, Sentence(10.0, 20.0, "", "ko")) is None
+
+
+def test_a_hit_folded_from_two_chunks_is_highlighted_where_only_the_second_holds_the_term(tmp_path, hashing_embedder):
+    from index.clips import ClipShaper
+    from index.retrieval import top
+
+    library = Library(tmp_path / "lib", hashing_embedder)
+    talk = said("en", ["The mayor opened the new bridge.", "It took four years to build.", "Smart traffic lights came next."])
+    first, second, third = talk.segments
+    add(library, "r1", talk, [Chunk("r1", first.start, second.end, "en", f"{first.text} {second.text}", None, 0),
+                              Chunk("r1", second.start, third.end, "en", f"{second.text} {third.text}", None, 1)])
+    a, b = library.store.records.chunks_of("r1")
+    [(merged, _, _)] = top([(b, 0.800, None), (a, 0.7995, None)], 10)  # within a tie: one hit
+    assert merged.id == a.id and (merged.start, merged.end) == (a.start, b.end)
+    [hit] = ClipShaper(library.store).shape([(merged, 0.8, None)], "traffic", None)
+    assert [hit.text[x:y] for x, y in hit.highlights] == ["traffic"]
+
+
+def test_latin_words_inside_korean_ones_are_highlighted(tmp_path, hashing_embedder):
+    library = Library(tmp_path / "lib", hashing_embedder)
+    add(library, "k1", said("ko", ["우리는 AI를 소개합니다.", "오늘 날씨가 좋습니다."]))
+    [hit] = [h for h in library.search("AI 플랫폼", mode="lexical") if "AI" in h.text]
+    assert [hit.text[x:y] for x, y in hit.highlights] == ["AI"]
+
+
+def test_concurrent_searches_embed_their_queries_at_the_same_time():
+    """Each search's query vector is made in its own thread without a lock shared by all
+    searches (``functools.cached_property`` held one before Python 3.12)."""
+    import threading
+
+    import numpy as np
+
+    from index.retrieval import Candidates
+
+    both = threading.Barrier(2, timeout=10)  # passed only while two embeddings are under way at once
+
+    def embed(text: str) -> np.ndarray:
+        both.wait()
+        return np.ones(4, dtype=np.float32)
+
+    made = []
+    searches = [threading.Thread(target=lambda: made.append(Candidates("q", embed, SearchFilters(), 10).vector)) for _ in range(2)]
+    for search in searches:
+        search.start()
+    for search in searches:
+        search.join()
+    assert len(made) == 2 and not both.broken
