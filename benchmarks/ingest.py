@@ -36,7 +36,8 @@ from ingest.transcribe import Transcriber, WhisperSettings
 LANGUAGES = ("en", "ru", "ko")
 # The path before windows: every temperature retried, translation free to loop, the language
 # of every 10-s window heard.
-BASELINE = {"temperatures": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), "translate_no_repeat_ngram": 0, "main_probability": None}
+BASELINE = {"temperatures": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), "translate_no_repeat_ngram": 0, "main_probability": None,
+            "translate_beam_size": 5}
 
 
 def sources(language: str) -> list[tuple[Path, str]]:

@@ -73,6 +73,23 @@ def test_hot_words_reach_whisper_for_transcription_only():
     assert asked == ["Sejong", None, "Sejong, 세종, Kazan", None]
 
 
+def test_the_english_rendering_has_its_own_beam():
+    from ingest.transcribe import Transcriber
+
+    assert Settings().whisper.translate_beam_size == 2
+    transcriber = Transcriber(Settings.from_env({"TALKSEARCH_TRANSLATE_BEAM_SIZE": "3"}).whisper)
+    beams = []
+
+    class Whisper:
+        def transcribe(self, audio, **options):
+            beams.append((options["task"], options["beam_size"]))
+            return iter(()), None
+    transcriber._model = Whisper()
+    for task in ("transcribe", "translate"):
+        transcriber._decode(np.zeros(16000, dtype=np.float32), 0.0, "ru", task, words=task == "transcribe")
+    assert beams == [("transcribe", 5), ("translate", 3)]
+
+
 def test_a_recordings_glossary_is_tidied_and_refused_when_whisper_could_not_hold_it():
     assert glossary("  Kazan,\n  светофоры ") == "Kazan, светофоры"
     assert glossary("") is None and glossary(None) is None and glossary("   ") is None
