@@ -33,6 +33,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +45,9 @@ from core.files import content_hash
 
 log = logging.getLogger(__name__)
 
+# Batches of passages embedded at once, each on its own thread: a recording's views at ingest
+# (150 chunk-sized ko/ru/en texts, alternating, 3 runs: 2.83 → 1.50 s on 2 cores).
+PARALLEL_BATCHES = 2
 # Bump when the export changes, so graphs written by older code are redone.
 FORMAT_VERSION = 2
 # Least cosine to sentence-transformers' vectors on PROBES for an export to be used
@@ -96,13 +100,19 @@ class OnnxEncoder:
         self.session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
 
     def encode(self, texts: list[str], kind: str) -> np.ndarray:
-        """kind "query" or "document"; batches texts of similar length together."""
+        """kind "query" or "document"; batches texts of similar length together, ``PARALLEL_BATCHES``
+        at a time (each runs on its calling thread: the session has one thread of its own)."""
         prompt = self.spec.query_prompt if kind == "query" else self.spec.document_prompt
         order = np.argsort([-len(t) for t in texts], kind="stable")
         out = np.empty((len(texts), self.dimension), np.float32)
-        for start in range(0, len(texts), self.batch_size):
-            batch = order[start : start + self.batch_size]
-            out[batch] = self._batch([prompt + texts[i] for i in batch])
+        batches = [order[start : start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
+        embed = lambda batch: self._batch([prompt + texts[i] for i in batch])  # noqa: E731
+        if len(batches) == 1:  # a query: no threads to start
+            out[batches[0]] = embed(batches[0])
+            return out
+        with ThreadPoolExecutor(max_workers=PARALLEL_BATCHES) as workers:
+            for batch, vectors in zip(batches, workers.map(embed, batches)):
+                out[batch] = vectors
         return out
 
     def _batch(self, texts: list[str]) -> np.ndarray:

@@ -44,6 +44,17 @@ def test_onnx_embeddings_agree_with_torch(onnx):
     assert onnx.queries([]).shape == (0, onnx.dimension)
 
 
+def test_batches_embedded_side_by_side_keep_each_text_in_its_place(onnx, monkeypatch):
+    """Passages go through the session a few batches at once (one thread each): every vector must
+    still land on its own text's row."""
+    encoder = onnx._encoder
+    texts = [f"{text} ({n})" for n in range(7) for text in TEXTS]  # 42 texts of differing lengths
+    monkeypatch.setattr(encoder, "batch_size", 4)  # 11 batches
+    together = encoder.encode(texts, "document")
+    alone = np.concatenate([encoder.encode([text], "document") for text in texts])
+    assert (together * alone).sum(axis=1).min() >= 0.9999
+
+
 def test_cross_lingual_pair_ranks_above_unrelated_pair(onnx):
     queries = onnx.queries(["умные светофоры", "스마트 신호등"])
     related, unrelated = onnx.passages(["Smart traffic lights cut waiting times at busy intersections.",
