@@ -51,7 +51,8 @@ from ingest.records import Chunk, Recording, Transcript
 from .catalog import UPGRADES, SqlRecords, filter_sql
 from .lexical import ANALYSIS, Analyzer
 from .ranking import SearchFilters
-from .store import EmbeddedStore, Finding, Store, StoreError, chunk_terms, folder_dimension, sentence_terms, shown, view_rows
+from .store import (EmbeddedStore, Finding, Store, StoreError, analyse_terms, chunk_terms, folder_dimension, sentence_terms, shown,
+                    view_rows)
 from .vectors import VectorSettings, View
 
 # Columns and tables added after libraries were made, added at open when any is missing: the
@@ -492,15 +493,7 @@ class PgStore:
         """Analyse chunks lacking terms, or every chunk and sentence when the terms were made by an
         older analysis; returns the chunks without vectors, for the caller to re-embed."""
         with self.records.transaction():
-            outdated = self.records.terms_outdated()
-            if outdated:
-                self.records.forget_terms()
-            missing = self.records.unanalysed()
-            if missing:
-                self.records.set_terms([c.id for c in missing], chunk_terms(self.analyzer, missing))
-            if outdated:
-                for recording_id in self.records.without_sentence_terms():  # every one, once forgotten
-                    self.records.set_sentence_terms(recording_id, sentence_terms(self.analyzer, self.records.transcript(recording_id)))
+            if analyse_terms(self.records, self.analyzer, contextlib.nullcontext):
                 self.records.set_meta("keyword_analysis", ANALYSIS)
         return self._unembedded()
 

@@ -17,7 +17,7 @@ import sqlite3
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, ContextManager, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -27,7 +27,7 @@ from ingest.chunking import sentences
 from core.errors import TalksearchError
 from ingest.records import Chunk, Recording, Transcript
 
-from .catalog import Catalog
+from .catalog import Catalog, SqlRecords
 from .keywords import TantivyKeywords
 from .lexical import ANALYSIS, Analyzer
 from .ranking import SearchFilters
@@ -148,18 +148,9 @@ class EmbeddedStore:
                 or self.keywords.stale() or self.vectors.strays()):
             return
         with self.lock.held():
-            outdated = self.catalog.terms_outdated()
-            if outdated:
+            if self.catalog.terms_outdated():
                 log.warning("library %s: keyword terms made by an older analysis are made again (once)", self.folder)
-                with self.catalog.transaction():
-                    self.catalog.forget_terms()
-            missing = self.catalog.unanalysed()
-            if missing:
-                with self.catalog.transaction():
-                    self.catalog.set_terms([c.id for c in missing], chunk_terms(self.analyzer, missing))
-            for recording_id in self.catalog.without_sentence_terms():
-                with self.catalog.transaction():
-                    self.catalog.set_sentence_terms(recording_id, sentence_terms(self.analyzer, self.catalog.transcript(recording_id)))
+            outdated = analyse_terms(self.catalog, self.analyzer, self.catalog.transaction)
             if outdated or self.keywords.stale():  # the same number of documents, other terms
                 self.keywords.rebuild()
             if outdated:
@@ -347,6 +338,25 @@ class EmbeddedStore:
 
     def counts(self) -> dict[str, float]:
         return {**self.catalog.counts(), "vectors": len(self.vectors)}
+
+
+def analyse_terms(records: SqlRecords, analyzer: Analyzer, step: Callable[[], ContextManager]) -> bool:
+    """Make the keyword terms the records lack: every chunk's and sentence's when they were made by
+    another analysis, else those of chunks and recordings stored without them; each write inside
+    ``step()`` (a transaction of its own, or nothing within the caller's). True when every term was
+    made again: the caller then stamps ``keyword_analysis``, once what derives from terms is rebuilt."""
+    outdated = records.terms_outdated()
+    if outdated:
+        with step():
+            records.forget_terms()
+    missing = records.unanalysed()
+    if missing:
+        with step():
+            records.set_terms([c.id for c in missing], chunk_terms(analyzer, missing))
+    for recording_id in records.without_sentence_terms():
+        with step():
+            records.set_sentence_terms(recording_id, sentence_terms(analyzer, records.transcript(recording_id)))
+    return outdated
 
 
 def chunk_terms(analyzer: Analyzer, chunks: list[Chunk]) -> list[tuple[str, str]]:
