@@ -136,6 +136,9 @@ class WhisperSettings:
     # Temperatures a transcribed segment the loop guard drops is decoded again at, alone (its
     # stretch only, so speech that decodes at temperature 0 pays nothing; empty: dropped as it is).
     loop_retry_temperatures: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)
+    # Sampled decodes of one looped stretch before it is given up: each draws anew, and in one of
+    # about 25 runs every temperature looped again on the quiet Korean clip of the module docstring.
+    loop_retry_attempts: int = 3
     # The translate pass may not repeat any run of this many words (0: no limit): whisper base
     # loops on Korean otherwise ("it is said that it is said ...").
     translate_no_repeat_ngram: int = 3
@@ -266,17 +269,23 @@ class Transcriber:
                      language: str, hotwords: str | None) -> list[Segment]:
         """The stretches of transcribed segments the loop guard dropped, decoded again at the
         ``loop_retry_temperatures`` (Whisper's sampled fallback) each on its own; what still loops
-        or is unsure stays out, and so does what retells a ``kept`` segment. A quiet clip Whisper
+        or is unsure stays out (after ``loop_retry_attempts`` tries), and so does what retells a
+        ``kept`` segment. A quiet clip Whisper
         loops on at temperature 0 («검은색» eight times) was refused as holding no speech;
         Whisper's fallback over every stretch read it but cost clean Russian speech words and
         doubled its time (see the module docstring)."""
         again: list[Segment] = []
         for start, end in _spans_together(looped, kept) if self.settings.loop_retry_temperatures else []:
-            log.info("decoding %.1f-%.1f again: it looped", start, end)
-            decoded, _ = self._decode(samples, start, language, "transcribe", words=True, end=end, hotwords=hotwords,
-                                      temperatures=self.settings.loop_retry_temperatures)
-            again += [segment for segment in self._collect(decoded, language, lambda at: None)
-                      if not any(overlap(segment.start, segment.end, k.start, k.end) > 0.5 * (segment.end - segment.start) for k in kept)]
+            for attempt in range(1, self.settings.loop_retry_attempts + 1):
+                log.info("decoding %.1f-%.1f again (%d): it looped", start, end, attempt)
+                decoded, _ = self._decode(samples, start, language, "transcribe", words=True, end=end, hotwords=hotwords,
+                                          temperatures=self.settings.loop_retry_temperatures)
+                heard = [segment for segment in self._collect(decoded, language, lambda at: None)
+                         if not any(overlap(segment.start, segment.end, k.start, k.end) > 0.5 * (segment.end - segment.start)
+                                    for k in kept)]
+                if heard:
+                    again += heard
+                    break
         return again
 
     def _decode(self, audio: np.ndarray, start: float, language: str | None, task: str, words: bool,

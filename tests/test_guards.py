@@ -61,6 +61,8 @@ class LoopingWhisper:
     def transcribe(self, audio, temperature, **_):
         self.calls.append((audio.size / SAMPLE_RATE, temperature))
         said = self.first if temperature[0] == 0.0 else self.again
+        if said and isinstance(said[0], list):  # one answer per sampled decode, in turn
+            said = said.pop(0)
         segments = [SimpleNamespace(start=a, end=b, text=text, avg_logprob=-0.4, no_speech_prob=0.1,
                                     words=[SimpleNamespace(start=a, end=b, word=text, probability=0.9)]) for a, b, text in said]
         return iter(segments), SimpleNamespace(language="ko", language_probability=0.99)
@@ -91,3 +93,19 @@ def test_looped_stretches_either_side_of_a_kept_segment_are_decoded_again_apart_
     window = transcriber.window(np.zeros(10 * SAMPLE_RATE, np.float32), 0.0, "ko", fixed=True, translate=False)
     assert [length for length, _ in whisper.calls] == [10.0, 3.0, 3.6]  # 2-5 s and 5.4-9 s, apart
     assert [(s.start, s.text) for s in window.segments] == [(2.0, "네, 맞습니다."), (2.6, "강철은."), (5.1, "네, 맞습니다."), (6.0, "강철은.")]
+
+
+def test_a_stretch_that_loops_again_when_sampled_is_tried_again_a_few_times():
+    """Sampling draws anew each time: a retry that loops again is followed by another, up to
+    ``loop_retry_attempts``; then the stretch is given up."""
+    looping_again = [(0.1, 5.5, LOOP)]
+    whisper = LoopingWhisper(again=[looping_again, looping_again, [(0.1, 5.5, " 검은색 강철은 선물입니까?")]])
+    transcriber = Transcriber(WhisperSettings(main_probability=None))
+    transcriber._model = whisper
+    window = transcriber.window(np.zeros(10 * SAMPLE_RATE, np.float32), 0.0, "ko", fixed=True, translate=False)
+    assert [s.text for s in window.segments] == ["안녕하세요.", "검은색 강철은 선물입니까?"] and len(whisper.calls) == 4
+
+    whisper = LoopingWhisper(again=[looping_again] * 4)
+    transcriber._model = whisper
+    window = transcriber.window(np.zeros(10 * SAMPLE_RATE, np.float32), 0.0, "ko", fixed=True, translate=False)
+    assert [s.text for s in window.segments] == ["안녕하세요."] and len(whisper.calls) == 4  # 1 + 3 tries
