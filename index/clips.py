@@ -15,6 +15,7 @@ from ingest.align import render
 from ingest.chunking import Sentence, sentences
 from ingest.records import Chunk, Recording, Transcript
 
+from .catalog import StoredSentence
 from .lexical import Analyzer
 from .ranking import LOW_RENDERING
 from .store import Store
@@ -51,23 +52,31 @@ class Hit:
 
 
 Span = tuple[float, float]
+Piece = tuple[int, str]  # a part of a hit's words, and the character it starts at
+Marks = tuple[list[list[int]], list[Piece]]  # highlights placed at ingest, and the parts left to analyse
 # How many hits get their span narrowed by meaning when no sentence shares a query word.
 FOCUS_BY_MEANING = 3
 # A neighbour whose similarity is this close to the best sentence's stays in the clip.
 FOCUS_MARGIN = 0.06
 
 
-def _stored_terms(stored: dict[Span, set[str]], unit: Sentence) -> set[str] | None:
-    """A sentence's terms as stored at ingest: its own row, or the rows of the stored sentences it
-    is made of (a run-on sentence is split at its widest pause, which depends on where the
-    passage starts); None when stored sentences do not make it up."""
+def _stored_parts(stored: dict[Span, StoredSentence], unit: Sentence) -> list[tuple[Span, StoredSentence]] | None:
+    """The stored sentences a sentence is, in order: its own row, or the rows of the stored
+    sentences it is made of (a run-on sentence is split at its widest pause, which depends on where
+    the passage starts); None when stored sentences do not make it up."""
     start, end = round(unit.start, 2), round(unit.end, 2)
     if (start, end) in stored:
-        return stored[(start, end)]
+        return [((start, end), stored[(start, end)])]
     inside = sorted(span for span in stored if span[0] >= start - 0.01 and span[1] <= end + 0.01)
     if not inside or abs(inside[0][0] - start) > 0.01 or abs(max(e for _, e in inside) - end) > 0.01:
         return None
-    return set().union(*(stored[span] for span in inside))
+    return [(span, stored[span]) for span in inside]
+
+
+def _stored_terms(stored: dict[Span, StoredSentence], unit: Sentence) -> set[str] | None:
+    """A sentence's terms as stored at ingest (see ``_stored_parts``); None when not stored."""
+    parts = _stored_parts(stored, unit)
+    return None if parts is None else set().union(*(sentence.terms for _, sentence in parts))
 
 
 def _closest(spans: list[Span], similarity: np.ndarray, margin: float) -> Span:
@@ -111,12 +120,16 @@ class ClipShaper:
         may_hold = self.may_hold([chunk for chunk, _, _ in ranked], terms)
         passages = self.store.records.passages([(chunk.recording_id, chunk.start, chunk.end) for chunk, _, _ in ranked])
         units = [self.sentences(chunk, passage) for (chunk, _, _), passage in zip(ranked, passages)]
-        shared = [self.shared(chunk, group, passage, terms) if holds else []
-                  for (chunk, _, _), group, passage, holds in zip(ranked, units, passages, may_hold)]
+        stored = [self.store.records.sentence_terms(chunk.recording_id, chunk.start, chunk.end) if holds else {}
+                  for (chunk, _, _), holds in zip(ranked, may_hold)]
+        shared = [self.shared(group, known, passage, terms) if holds else []
+                  for group, known, passage, holds in zip(units, stored, passages, may_hold)]
         hits = [self.hit(chunk, passage, group, score, recordings[chunk.recording_id],
                          self.focus(chunk, group, counts, window, vector, rank))
                 for rank, ((chunk, score, window), passage, group, counts) in enumerate(zip(ranked, passages, units, shared))]
-        return self.highlight(hits, terms, may_hold)
+        return self.highlight(hits, terms, [_marks(hit, group, counts, known, passage, terms) if holds else ([], [])
+                                            for hit, group, counts, known, passage, holds
+                                            in zip(hits, units, shared, stored, passages, may_hold)])
 
     def may_hold(self, chunks: list[Chunk], terms: set[str]) -> list[bool]:
         """Whether each hit's words may hold a query term: its chunk holds one (stored at ingest),
@@ -127,11 +140,10 @@ class ClipShaper:
         return [chunk.id is None or bool(held.get(chunk.id)) or chunk.id not in stored
                 or (stored[chunk.id].start, stored[chunk.id].end) != (chunk.start, chunk.end) for chunk in chunks]
 
-    def shared(self, chunk: Chunk, units: list[Sentence], passage: Transcript, terms: set[str]) -> list[int]:
+    def shared(self, units: list[Sentence], stored: dict[Span, StoredSentence], passage: Transcript, terms: set[str]) -> list[int]:
         """How many query terms each sentence holds, from the terms stored at ingest (a sentence
         neither stored nor made of stored ones, e.g. cut differently at a merged hit's edge, is
         analysed now)."""
-        stored = self.store.records.sentence_terms(chunk.recording_id, chunk.start, chunk.end)
         known = [_stored_terms(stored, u) for u in units]
         missing = [f"{u.text} {render(passage.translation, u.start, u.end) or ''}" for u, k in zip(units, known) if k is None]
         analysed = iter(self.analyzer.terms_many(missing, self.analyzer.has_korean(terms)))
@@ -202,18 +214,66 @@ class ClipShaper:
             self._names.update(self.store.records.speaker_names(missing))
             self._named |= missing
 
-    def highlight(self, hits: list[Hit], terms: set[str], may_hold: list[bool] | None = None) -> list[Hit]:
-        """Character ranges of the query's terms in each hit's words and English, analysed in one
-        batch. The words of a hit that cannot hold a query term (``may_hold``) are not analysed:
-        Kiwi's analysis of ten Korean hits was ~7 ms of a Korean search's ~37 at 100k chunks. Its
-        English is (cheap, and rendered over the hit's span it can reach past its chunk's)."""
+    def highlight(self, hits: list[Hit], terms: set[str], marks: list[Marks] | None = None) -> list[Hit]:
+        """Character ranges of the query's terms in each hit's words and English. Of a hit's words
+        only the parts ``marks`` leave to analyse are (all of them when None), in one batch: Kiwi's
+        analysis of ten Korean hits was ~7 ms of a Korean search's ~37 at 100k chunks. The English
+        is analysed whole (cheap, and rendered over the hit's span it can reach past its chunk's)."""
         if not terms:
             return hits
-        may_hold = may_hold if may_hold is not None else [True] * len(hits)
-        analysed = self.analyzer.terms_many([text for hit, holds in zip(hits, may_hold)
-                                             for text in (hit.text if holds else "", hit.translation or "")],
-                                            self.analyzer.has_korean(terms))
-        for i, hit in enumerate(hits):
-            hit.highlights = [[t.start, t.end] for t in analysed[2 * i] if t.text in terms]
-            hit.translation_highlights = [[t.start, t.end] for t in analysed[2 * i + 1] if t.text in terms]
+        marks = marks if marks is not None else [([], [(0, hit.text)]) for hit in hits]
+        texts = [hit.translation or "" for hit in hits] + [text for _, pieces in marks for _, text in pieces]
+        analysed = iter(self.analyzer.terms_many(texts, self.analyzer.has_korean(terms)))
+        english = [next(analysed) for _ in hits]
+        for hit, rendered, (known, pieces) in zip(hits, english, marks):
+            hit.translation_highlights = [[t.start, t.end] for t in rendered if t.text in terms]
+            found = [[at + t.start, at + t.end] for at, _ in pieces for t in next(analysed) if t.text in terms]
+            hit.highlights = sorted(known + found)
         return hits
+
+
+def _marks(hit: Hit, units: list[Sentence], shared: list[int], stored: dict[Span, StoredSentence], passage: Transcript,
+           terms: set[str]) -> Marks:
+    """The query's terms in a hit's words, as far as ingest placed them, and the parts of its words
+    still to analyse. Only sentences whose terms share one with the query (``shared``) are looked
+    at, each found in the hit's words in order; one whose stored sentences kept their terms'
+    places needs no analysis. All the words are left to analyse when a sentence is not in them as
+    it is (a hit cut inside a sentence)."""
+    inside = [(unit, count) for unit, count in zip(units, shared) if unit.end > hit.start + 0.01 and unit.start < hit.end - 0.01]
+    if not inside:  # the words are the chunk's own text
+        return [], [(0, hit.text)]
+    known: list[list[int]] = []
+    pieces: list[Piece] = []
+    at = 0
+    for unit, count in inside:
+        found = hit.text.find(unit.text, at)
+        if found < 0:
+            return [], [(0, hit.text)]
+        at = found + len(unit.text)
+        if count:
+            placed = _placed(unit, found, _stored_parts(stored, unit), hit.text, passage, terms)
+            if placed is None:
+                pieces.append((found, unit.text))
+            else:
+                known += placed
+    return known, pieces
+
+
+def _placed(unit: Sentence, found: int, parts: list[tuple[Span, StoredSentence]] | None, text: str,
+            passage: Transcript, terms: set[str]) -> list[list[int]] | None:
+    """Where the query's terms sit in a sentence found at ``found`` in a hit's words, from the
+    places its stored sentences kept; None when they kept none, or one is not found in order."""
+    if parts is None or any(sentence.spoken is None for _, sentence in parts):
+        return None
+    if len(parts) == 1:
+        return [[found + t.start, found + t.end] for t in parts[0][1].spoken if t.text in terms]
+    words = [w for segment in passage.segments for w in segment.words if unit.start - 0.01 <= w.start and w.end <= unit.end + 0.01]
+    placed, at = [], found
+    for (start, end), sentence in parts:
+        said = "".join(w.text for w in words if w.start >= start - 0.01 and w.end <= end + 0.01).strip()
+        where = text.find(said, at) if said else -1
+        if where < 0:
+            return None
+        placed += [[where + t.start, where + t.end] for t in sentence.spoken if t.text in terms]
+        at = where + len(said)
+    return placed

@@ -27,7 +27,7 @@ from ingest.chunking import sentences
 from core.errors import TalksearchError
 from ingest.records import Chunk, Recording, Transcript
 
-from .catalog import Catalog, SqlRecords
+from .catalog import Catalog, SqlRecords, StoredSentence
 from .keywords import TantivyKeywords
 from .lexical import ANALYSIS, Analyzer
 from .ranking import SearchFilters
@@ -53,7 +53,7 @@ class Records(Protocol):
     def chunk_ids(self, filters: SearchFilters) -> np.ndarray: ...
     def has_chunks(self) -> bool: ...
     def window_spans(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[float, float]]: ...
-    def sentence_terms(self, recording_id: str, start: float, end: float) -> dict[tuple[float, float], set[str]]: ...
+    def sentence_terms(self, recording_id: str, start: float, end: float) -> dict[tuple[float, float], StoredSentence]: ...
     def counts(self) -> dict[str, float]: ...
 
 
@@ -366,13 +366,15 @@ def chunk_terms(analyzer: Analyzer, chunks: list[Chunk]) -> list[tuple[str, str]
     return list(zip(analysed[::2], analysed[1::2]))
 
 
-def sentence_terms(analyzer: Analyzer, transcript: Transcript) -> list[tuple[float, float, str]]:
-    """Each sentence's terms, words and English rendering together: what places a hit on the
-    sentence sharing the query's words, read instead of analysed at query time (Korean
-    analysis of ten hits' sentences cost ~50 ms a search)."""
+def sentence_terms(analyzer: Analyzer, transcript: Transcript) -> list[tuple[float, float, str, str]]:
+    """Each sentence's terms, words and English rendering together, and where those of its words
+    sit (``catalog.StoredSentence``): what places a hit on the sentence sharing the query's words
+    and highlights them, read instead of analysed at query time (Korean analysis of ten hits'
+    sentences cost ~50 ms a search)."""
     units = sentences(transcript.segments, 40.0)
     analysed = analyzer.terms_many([f"{u.text} {render(transcript.translation, u.start, u.end) or ''}" for u in units])
-    return [(u.start, u.end, " ".join(t.text for t in terms)) for u, terms in zip(units, analysed)]
+    return [(u.start, u.end, " ".join(t.text for t in terms), StoredSentence.places(terms, len(u.text)))
+            for u, terms in zip(units, analysed)]
 
 
 def view_rows(views: list[View], vectors: np.ndarray) -> tuple[list[tuple[int, int, float, float]], dict[int, float]]:

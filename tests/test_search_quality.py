@@ -168,16 +168,64 @@ def test_hits_whose_chunks_hold_no_query_term_are_not_analysed_for_highlights(li
     assert not {h.text for h in others} & set(analysed)
 
 
+def test_highlights_are_placed_where_ingest_found_the_terms_and_analysed_only_where_it_did_not(tmp_path, library, hashing_embedder,
+                                                                                              monkeypatch):
+    """A Korean hit's highlights come from the places of its sentences' terms stored at ingest, so
+    Kiwi does not analyse its words again; in a library stored before places were kept, only the
+    sentences holding a query term are analysed, with the same highlights, until the library is
+    opened again and the places are made."""
+    analysed: list[str] = []
+    terms_many = Analyzer.terms_many
+    monkeypatch.setattr(Analyzer, "terms_many", lambda self, texts, korean=True: analysed.extend(texts) or terms_many(self, texts, korean))
+
+    def korean_hit(library):
+        analysed.clear()
+        return next(h for h in library.search("디지털 플랫폼", mode="lexical") if h.recording_id == "ko1")
+
+    placed = korean_hit(library)
+    assert [placed.text[a:b] for a, b in placed.highlights] == ["디지털", "플랫폼", "플랫폼"]
+    assert not [text for text in analysed if "주민" in text or "민원" in text]
+    with library.store.catalog.transaction():
+        library.store.catalog._rows("UPDATE sentence_terms SET places = NULL")
+    assert korean_hit(library).highlights == placed.highlights
+    assert [text for text in analysed if "주민" in text] and not [text for text in analysed if "안녕하세요" in text or "주차" in text]
+    reopened = Library(tmp_path / "lib", hashing_embedder)
+    assert reopened.store.catalog._rows("SELECT COUNT(*) FROM sentence_terms WHERE places IS NULL")[0][0] == 0
+    assert korean_hit(reopened).highlights == placed.highlights
+    assert not [text for text in analysed if "주민" in text or "민원" in text]
+
+
 def test_a_sentence_cut_differently_takes_the_terms_of_the_stored_sentences_that_make_it():
+    from index.catalog import StoredSentence
     from index.clips import _stored_terms
     from ingest.chunking import Sentence
 
-    stored = {(10.0, 13.27): {"주차"}, (14.0, 17.33): {"정보"}, (18.0, 41.33): {"제공"}}
+    stored = {span: StoredSentence({term}, None) for span, term in [((10.0, 13.27), "주차"), ((14.0, 17.33), "정보"), ((18.0, 41.33), "제공")]}
     assert _stored_terms(stored, Sentence(14.0, 17.33, "", "ko")) == {"정보"}
     assert _stored_terms(stored, Sentence(10.0, 41.33, "", "ko")) == {"주차", "정보", "제공"}  # a run-on split at another pause
     assert _stored_terms(stored, Sentence(14.0, 41.334, "", "ko")) == {"정보", "제공"}
     assert _stored_terms(stored, Sentence(12.0, 17.33, "", "ko")) is None  # starts inside a stored sentence: analysed afresh
     assert _stored_terms(stored, Sentence(10.0, 20.0, "", "ko")) is None
+
+
+def test_a_sentence_made_of_two_stored_ones_is_highlighted_from_their_places():
+    """A run-on sentence split at ingest and whole in a hit (its split depends on where the passage
+    starts) takes the places of its stored parts, each found in the hit's words; one stored
+    without places leaves it to be analysed."""
+    from index.catalog import StoredSentence
+    from index.clips import _placed
+    from ingest.chunking import Sentence
+
+    analyzer = Analyzer()
+    talk = said("ko", ["주민을 위한", "디지털 플랫폼입니다"])
+    first, second = talk.segments
+    parts = [((s.start, s.end), StoredSentence({t.text for t in terms}, terms))
+             for s in (first, second) for terms in [analyzer.terms(s.text)]]
+    unit = Sentence(first.start, second.end, "주민을 위한 디지털 플랫폼입니다", "ko")
+    text = "안녕하세요 " + unit.text
+    placed = _placed(unit, text.index(unit.text), parts, text, talk, {"주민", "플랫폼"})
+    assert [text[a:b] for a, b in placed] == ["주민", "플랫폼"]
+    assert _placed(unit, 6, [parts[0], (parts[1][0], StoredSentence(parts[1][1].terms, None))], text, talk, {"주민"}) is None
 
 
 def test_a_hit_folded_from_two_chunks_is_highlighted_where_only_the_second_holds_the_term(tmp_path, hashing_embedder):
