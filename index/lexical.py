@@ -26,7 +26,7 @@ _KOREAN = "<korean>"  # marker: the word goes to the morpheme analyser
 _KOREAN_CONTENT = ("NNG", "NNP", "NR", "SN", "SL", "SH", "XR", "VV", "VA")
 # Names how text becomes terms; a library's stored terms made another way are made again when it
 # opens (a query analysed one way finds nothing among terms made another). Change it with the analysis.
-ANALYSIS = "kiwi-bare-dictionary;snowball-ru-en;stop-words"
+ANALYSIS = "kiwi-bare-dictionary;snowball-ru-en;stop-words;latin-in-korean-stemmed"
 
 
 @dataclass(frozen=True)
@@ -107,8 +107,8 @@ class Analyzer:
             for (index, spans), tokens in zip(korean, analysed):
                 starts = [lo for lo, _ in spans]
                 inside = lambda at: (i := bisect.bisect_right(starts, at) - 1) >= 0 and at < spans[i][1]  # noqa: E731
-                results[index] += [Term(token.form.lower(), token.start, token.start + token.len)
-                                   for token in tokens if token.tag in _KOREAN_CONTENT and inside(token.start)]
+                results[index] += [Term(key, token.start, token.start + token.len) for token in tokens
+                                   if token.tag in _KOREAN_CONTENT and inside(token.start) and (key := self._morpheme(token)) is not None]
                 results[index].sort(key=lambda term: term.start)
         return results
 
@@ -123,6 +123,12 @@ class Analyzer:
         if word in self._stop[language] or (len(word) == 1 and not word.isdigit()):
             return None
         return word if word.isdigit() else self._stemmers[language].stemWord(word)
+
+    def _morpheme(self, token) -> str | None:
+        """The term of a Korean content morpheme. A Latin word written onto a Korean particle
+        ("devices를", "MakeCode라는": Kiwi tags it SL) is a word like any other Latin one,
+        stemmed and stop-listed, so that it meets the same word written apart."""
+        return self._key(token.form) if token.tag == "SL" else token.form.lower()
 
     @staticmethod
     def has_korean(terms: set[str]) -> bool:

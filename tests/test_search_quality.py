@@ -244,6 +244,15 @@ def test_a_hit_folded_from_two_chunks_is_highlighted_where_only_the_second_holds
     assert [hit.text[x:y] for x, y in hit.highlights] == ["traffic"]
 
 
+def test_a_latin_word_written_onto_a_korean_particle_is_the_same_term_as_written_apart():
+    """Korean talks write English names and terms onto particles ("devices를"); Kiwi splits them
+    off, and they are stemmed and stop-listed as English words are, so a query meets them."""
+    analyzer = Analyzer()
+    assert analyzer.keys("devices를 봅니다") == ("devic", "보")
+    assert "makecod" in analyzer.keys("마이크로소프트 MakeCode라는 게 있습니다") and analyzer.keys("MakeCode") == ("makecod",)
+    assert analyzer.keys("A팀과") == ("팀",)  # a lone letter is no term, as in English text
+
+
 def test_latin_words_inside_korean_ones_are_highlighted(tmp_path, hashing_embedder):
     library = Library(tmp_path / "lib", hashing_embedder)
     add(library, "k1", said("ko", ["우리는 AI를 소개합니다.", "오늘 날씨가 좋습니다."]))
