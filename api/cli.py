@@ -234,7 +234,7 @@ def _delete(app: Talksearch, args: argparse.Namespace) -> int:
 
 
 def _reindex(app: Talksearch, args: argparse.Namespace) -> int:
-    console.print(f"re-embedded {app.reindex()} chunks with {app.settings.embedder.model}")
+    console.print(f"re-embedded {app.reindex()} chunks with {app.embedder.model_name}")
     return 0
 
 

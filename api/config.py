@@ -116,6 +116,9 @@ KNOBS: dict[str, tuple[str, ...]] = {
     "hotwords": ("whisper.hotwords",),
     # onnx (float32, default), onnx-int8 (faster, slightly worse) or torch; see index/onnx_embedder.py.
     "embed_model": ("embedder.model",), "embed_backend": ("embedder.backend",),
+    # A second embedding model beside the first (use-multilingual-v3, or a sentence-transformers
+    # name), and its weight; see index/embedder.py.
+    "embed_companion": ("embedder.companion",), "embed_companion_weight": ("embedder.companion_weight",),
     # Weight of keyword evidence against the vector ranking in hybrid search (0 = vectors alone).
     "lexical_weight": ("fusion.lexical_weight",),
     "chunk_min_seconds": ("chunking.min_seconds",), "chunk_max_seconds": ("chunking.max_seconds",),

@@ -12,7 +12,7 @@ import numpy as np
 
 from core.language import detect_text_language
 
-from .embedder import Embedder
+from .embedder import Embedder, joined
 from .lexical import CYRILLIC, HANGUL
 
 # Parallel, topic-neutral sentences of the kind every talk contains.
@@ -80,5 +80,4 @@ class LanguageCentering:
         means = {lang: self.mean(kind, lang) for lang in set(languages)}
         shifted = np.array([v if means[lang] is None else v - means[lang] for v, lang in zip(vectors, languages)],
                            dtype=np.float32).reshape(vectors.shape)
-        norms = np.linalg.norm(shifted, axis=1, keepdims=True)
-        return shifted / np.where(norms == 0, 1, norms)
+        return joined(shifted, self.embedder.blocks())

@@ -86,6 +86,9 @@ class HashingEmbedder:
     def warm_up(self) -> None:
         pass
 
+    def blocks(self) -> list[tuple[slice, float]]:
+        return [(slice(0, self.dimension), 1.0)]
+
     def _vector(self, text: str) -> np.ndarray:
         vector = np.zeros(self.dimension, dtype=np.float32)
         for word in re.findall(r"\w+", text.lower()):
