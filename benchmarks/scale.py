@@ -34,9 +34,10 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import numpy as np
 
+from api.config import Settings
 from benchmarks import FIXTURES, ROOT
 from index.centering import RECIPE
-from index.embedder import DEFAULT_EMBEDDER
+from index.embedder import DEFAULT_EMBEDDER, Embedder
 from index.indexing import chunk_views
 from index.store import EmbeddedStore
 from index.vectors import VectorSettings
@@ -45,7 +46,6 @@ from ingest.chunking import chunk_transcript
 from ingest.records import Recording, Segment, Transcript, Word
 from ingest.subtitles import read_transcript
 
-DIMENSION = 384
 TOPICS = 64
 AHEAD = 4  # recordings made ahead of the writer
 
@@ -71,14 +71,15 @@ class SyntheticTalks:
     """Recordings of real sentences in random order, timed like speech, with stand-in vectors.
     Recording ``number`` is the same whichever process makes it (its own random stream)."""
 
-    def __init__(self, lines: dict[str, list[str]], seed: int = 0):
+    def __init__(self, lines: dict[str, list[str]], seed: int = 0, dimension: int = 384):
         self.lines = lines
         self.seed = seed
-        centres = np.random.default_rng(0).standard_normal((TOPICS, DIMENSION)).astype(np.float32)
+        self.dimension = dimension
+        centres = np.random.default_rng(0).standard_normal((TOPICS, dimension)).astype(np.float32)
         self.centres = centres / np.linalg.norm(centres, axis=1, keepdims=True)
 
     def vectors(self, rng: np.random.Generator, n: int, topic: int) -> np.ndarray:
-        noisy = self.centres[topic] + 0.9 * rng.standard_normal((n, DIMENSION)).astype(np.float32) / np.sqrt(DIMENSION)
+        noisy = self.centres[topic] + 0.9 * rng.standard_normal((n, self.dimension)).astype(np.float32) / np.sqrt(self.dimension)
         return noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
 
     def recording(self, number: int, rid: str | None = None, minutes: float = 33.0):
@@ -117,13 +118,13 @@ def _start_generator(talks: SyntheticTalks) -> None:
     _talks = talks
 
 
-def build(folder: Path, chunks: int, talks: SyntheticTalks) -> tuple[EmbeddedStore, float]:
-    """A library of at least ``chunks`` chunks; one already in ``folder`` is grown to that size.
-    Recordings are made in a second process while this one writes them (each takes about as
-    long as writing it)."""
+def build(folder: Path, chunks: int, talks: SyntheticTalks, model: str = DEFAULT_EMBEDDER) -> tuple[EmbeddedStore, float]:
+    """A library of at least ``chunks`` chunks, its vectors as if made by ``model``; one already in
+    ``folder`` is grown to that size. Recordings are made in a second process while this one writes
+    them (each takes about as long as writing it)."""
     started = time.perf_counter()
-    store = EmbeddedStore(folder, DIMENSION)
-    for key, value in (("embedding_model", DEFAULT_EMBEDDER), ("dimension", str(DIMENSION)), ("vector_recipe", RECIPE)):
+    store = EmbeddedStore(folder, talks.dimension)
+    for key, value in (("embedding_model", model), ("dimension", str(talks.dimension)), ("vector_recipe", RECIPE)):
         store.set_meta(key, value)
     counts = store.counts()
     made, number = int(counts["chunks"]), int(counts["recordings"])
@@ -149,7 +150,7 @@ def add_cost(store: EmbeddedStore, seed: int = 7, times: int = 3) -> float:
     """Median seconds to add a 30-minute transcript (vectors given: the embedding costs the same
     anywhere), over ``times`` talks; the keyword analysers are loaded first."""
     store.analyzer.warm_up()
-    talks, spent = SyntheticTalks(real_lines(), seed=seed), []
+    talks, spent = SyntheticTalks(real_lines(), seed=seed, dimension=store.vectors.dimension), []
     for i in range(times):
         recording, transcript, pieces, views, vectors = talks.recording(i, f"added-{time.time_ns()}", minutes=30.0)
         started = time.perf_counter()
@@ -263,19 +264,18 @@ def memory_mb(pid: int) -> dict[str, float]:
     return {"rss_mb": round(mb["VmHWM"]), "anon_mb": round(mb["RssAnon"]), "file_mb": round(mb["RssFile"])}
 
 
-def real_recall(efforts: list[int], queries_n: int = 200) -> dict[int, float]:
+def real_recall(embedder: Embedder, efforts: list[int], queries_n: int = 200) -> dict[int, float]:
     """Recall@10 of the store's search against brute force over every view, on real e5 vectors
     of the shared Korean subtitles (chunks and views made by the real code), asked with English
     subtitle lines, with the graph forced on; per graph search breadth (``ef_search``), the pool
     of 200 the library asks for at k=10 being the default."""
     from index.centering import LanguageCentering
-    from index.embedder import Embedder
 
     files = sorted(FIXTURES.glob("subtitles/*/*/ko.srt"))
     english = sorted(FIXTURES.glob("subtitles/*/*/en.srt"))
     if not files or not english:
         return {}
-    centering = LanguageCentering(Embedder())
+    centering = LanguageCentering(embedder)
     batches = []
     for i, path in enumerate(files):
         transcript = read_transcript(path, "ko")
@@ -289,7 +289,7 @@ def real_recall(efforts: list[int], queries_n: int = 200) -> dict[int, float]:
     for ef in efforts:
         folder = Path(tempfile.mkdtemp(prefix="talksearch-recall-"))
         try:
-            store = EmbeddedStore(folder, DIMENSION, vector_settings=VectorSettings(ann_min=1, ef_search=ef))
+            store = EmbeddedStore(folder, embedder.dimension, vector_settings=VectorSettings(ann_min=1, ef_search=ef))
             for batch in batches:
                 store.add(*batch)
             store.maintain()
@@ -323,19 +323,22 @@ def main(argv: list[str] | None = None) -> int:
     base = args.keep or Path(tempfile.mkdtemp(prefix="talksearch-scale-"))
     report = {"machine": f"{os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"), "sizes": []}
     settings = VectorSettings()
+    # The model(s) the server embeds queries with (TALKSEARCH_EMBED_* as for talksearch itself): the
+    # stand-in vectors take their size, the library their name.
+    embedder = Embedder(Settings.from_env().embedder)
     for size in sizes:
         folder = base / f"lib-{size}"
         if args.reuse and not args.grow and folder.exists():  # measure a library a previous run kept
-            store, build_s = EmbeddedStore(folder, DIMENSION), None
+            store, build_s = EmbeddedStore(folder, embedder.dimension), None
             store.maintain()
         else:
             if not args.grow:
                 shutil.rmtree(folder, ignore_errors=True)
-            store, build_s = build(folder, size, SyntheticTalks(lines))
+            store, build_s = build(folder, size, SyntheticTalks(lines, dimension=embedder.dimension), embedder.model_name)
         coarse = store.vectors.coarse_size()
         counts = store.counts()
         add_s = add_cost(store)
-        add_empty_s = add_cost(EmbeddedStore(base / f"empty-{size}", DIMENSION))
+        add_empty_s = add_cost(EmbeddedStore(base / f"empty-{size}", embedder.dimension))
         store.catalog.close()
         port = 8700 + 2 * len(report["sizes"])
         served = measure_server(folder, port, texts)
@@ -352,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(base / f"empty-{size}", ignore_errors=True)
-    recall = real_recall([settings.ef_search])
+    recall = real_recall(embedder, [settings.ef_search])
     report["recall_at_10_by_ef_search"] = recall
     for row in report["sizes"]:
         row["recall_at_10"] = round(recall[settings.ef_search], 3) if recall else None
