@@ -112,8 +112,6 @@ class Indexer:
     def reindex(self) -> int:
         """Re-embed every chunk with the current model and vector recipe; the new vectors replace
         the old in one commit, so searches see either the old library or the new one."""
-        if self.store.get_meta("dimension") not in (None, str(self.centering.embedder.dimension)):
-            raise LibraryError("the new model's vector size differs from the library's: build a new library and re-ingest")
         records = self.store.records
         total = 0
 
@@ -124,7 +122,7 @@ class Indexer:
                 total += len(own)
                 yield [c.id for c in own], *self._embedded(own, records.transcript(recording.id))
 
-        self.store.replace_vectors(batches())
+        self.store.replace_vectors(batches(), self.centering.embedder.dimension)
         self._claim()
         return total
 

@@ -455,8 +455,12 @@ class PgStore:
         """A corrected language reaches keyword filters at once: they join the chunks' language."""
         self.records.update(recording_id, changes)
 
-    def replace_vectors(self, batches) -> None:
-        """Every vector swapped for new ones in one commit; searches see the old ones until then."""
+    def replace_vectors(self, batches, dimension: int) -> None:
+        """Every vector swapped for new ones in one commit; searches see the old ones until then.
+        The table's vectors have one size: a model of another needs a new database."""
+        if dimension != self.vectors.dimension:
+            raise StoreError(f"this database holds {self.vectors.dimension}-d vectors and the model makes {dimension}-d: "
+                             "re-embed into a new library folder, then 'talksearch migrate' it into a new database")
         with self.records.transaction() as conn:
             conn.execute("DELETE FROM vectors")
             for chunk_ids, views, vectors in batches:

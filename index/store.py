@@ -31,7 +31,7 @@ from .catalog import Catalog, SqlRecords, StoredSentence
 from .keywords import TantivyKeywords
 from .lexical import ANALYSIS, Analyzer
 from .ranking import SearchFilters
-from .vectors import ENGLISH, ORIGINAL, SegmentedVectors, VectorSettings, View, vector_id
+from .vectors import ENGLISH, ORIGINAL, SegmentedVectors, VectorSettings, View, vector_id, write_segment
 from .writelock import WriterLock
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class Store(Protocol):
             views: list[View], vectors: np.ndarray) -> None: ...
     def delete(self, recording_id: str) -> bool: ...
     def update(self, recording_id: str, changes: dict[str, str | None]) -> None: ...
-    def replace_vectors(self, batches) -> None: ...
+    def replace_vectors(self, batches, dimension: int) -> None: ...
     def add_vectors(self, views: list[View], vectors: np.ndarray) -> None: ...
     def maintain(self) -> None: ...
     def needs_repair(self) -> bool: ...
@@ -163,12 +163,15 @@ class EmbeddedStore:
         """Tell readers in this and other processes that the library changed (inside a transaction)."""
         self.catalog.set_meta("generation", str(int(self.catalog.get_meta("generation") or 0) + 1))
 
-    def _segment(self, views: list[View], vectors: np.ndarray) -> tuple[str, int]:
+    def _segment(self, views: list[View], vectors: np.ndarray, dimension: int | None = None) -> tuple[str, int]:
         """Write views carrying chunk ids as a new segment (live once a commit lists it), each
-        chunk's views in consecutive rows."""
+        chunk's views in consecutive rows; its vectors of the store's size, or of ``dimension``
+        (re-embedding with another model)."""
         order = sorted(range(len(views)), key=lambda i: (views[i].chunk, views[i].view))
-        return self.vectors.write(np.asarray([vector_id(views[i].chunk, views[i].view) for i in order], dtype=np.int64),
-                                  vectors[order])
+        ids = np.asarray([vector_id(views[i].chunk, views[i].view) for i in order], dtype=np.int64)
+        if dimension is None:
+            return self.vectors.write(ids, vectors[order])
+        return write_segment(self.folder / "vectors", dimension, [(ids, vectors[order])], len(ids))
 
     # -- writing: each under the writer lock --------------------------------------------------
     def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk],
@@ -231,24 +234,30 @@ class EmbeddedStore:
                 self.keywords.remove([doc[0] for doc in docs])
                 self.keywords.add(docs)
 
-    def replace_vectors(self, batches) -> None:
+    def replace_vectors(self, batches, dimension: int) -> None:
         """Swap every vector in the store for new ones in one commit (re-embedding with another
-        model): ``batches`` yields (chunk ids, views carrying chunk ids, vectors) per recording."""
+        model, whose vectors may be of another size): ``batches`` yields (chunk ids, views
+        carrying chunk ids, vectors) per recording. Until the commit, searches use the old ones;
+        a saved search graph of the old segments is not used again (see ``SegmentedVectors``)."""
         written: list[tuple[str, int]] = []
         with self.lock.held():
             try:
                 for chunk_ids, views, vectors in batches:
                     with self.catalog.transaction():
                         self.catalog.set_views(chunk_ids, *view_rows(views, vectors))
-                    written.append(self._segment(views, vectors))
+                    written.append(self._segment(views, vectors, dimension))
                 old = list(self.catalog.segments())
                 with self.catalog.transaction():
                     self.catalog.set_segments(dict(written), old)
+                    self.catalog.set_meta("dimension", str(dimension))
                     self._bump()
             except BaseException:
                 self.vectors.discard(*(name for name, _ in written))
                 raise
-            self.vectors.refresh()
+            if dimension == self.vectors.dimension:
+                self.vectors.refresh()
+            else:
+                self.vectors = SegmentedVectors(self.folder / "vectors", dimension, self.catalog, self.vectors.settings)
             self.vectors.discard(*old)
             (self.folder / "vectors.faiss").unlink(missing_ok=True)  # a library from before segments
 

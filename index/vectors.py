@@ -191,6 +191,26 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def write_segment(folder: Path, dimension: int, blocks, rows: int) -> tuple[str, int]:
+    """Stream (ids, vectors) blocks into a new segment of ``rows`` rows, fsynced; not live until a
+    commit lists it. Returns its name and row count."""
+    name = f"seg-{time.time_ns():020d}-{os.getpid()}"
+    ids_file = np.lib.format.open_memmap(folder / f"{name}.ids.npy", "w+", np.int64, (rows,))
+    vec_file = np.lib.format.open_memmap(folder / f"{name}.vec.npy", "w+", np.float16, (rows, dimension))
+    at = 0
+    for ids, vectors in blocks:
+        ids_file[at: at + len(ids)] = ids
+        vec_file[at: at + len(ids)] = vectors
+        at += len(ids)
+    for written in (ids_file, vec_file):
+        written.flush()
+        with open(written.filename, "rb+") as handle:
+            os.fsync(handle.fileno())
+    del ids_file, vec_file
+    _fsync_dir(folder)
+    return name, rows
+
+
 class SegmentedVectors:
     """The vector role of the embedded store. Thread-safe: the API searches while a job writes."""
 
@@ -508,22 +528,7 @@ class SegmentedVectors:
         return self._write_blocks([(np.asarray(ids), vectors)], len(ids))
 
     def _write_blocks(self, blocks, rows: int) -> tuple[str, int]:
-        """Stream (ids, vectors) blocks into a new segment of ``rows`` rows, fsynced."""
-        name = f"seg-{time.time_ns():020d}-{os.getpid()}"
-        ids_file = np.lib.format.open_memmap(self.folder / f"{name}.ids.npy", "w+", np.int64, (rows,))
-        vec_file = np.lib.format.open_memmap(self.folder / f"{name}.vec.npy", "w+", np.float16, (rows, self.dimension))
-        at = 0
-        for ids, vectors in blocks:
-            ids_file[at: at + len(ids)] = ids
-            vec_file[at: at + len(ids)] = vectors
-            at += len(ids)
-        for written in (ids_file, vec_file):
-            written.flush()
-            with open(written.filename, "rb+") as handle:
-                os.fsync(handle.fileno())
-        del ids_file, vec_file
-        _fsync_dir(self.folder)
-        return name, rows
+        return write_segment(self.folder, self.dimension, blocks, rows)
 
     def discard(self, *names: str) -> None:
         """Remove segment files: an uncommitted write, or segments a committed merge replaced

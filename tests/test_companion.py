@@ -53,10 +53,15 @@ def test_the_companion_rides_beside_e5(models, together):
     assert (passages @ query)[1] > (passages @ query)[2]  # the Russian translation beats an unrelated Korean line
 
 
-def test_a_library_built_with_a_companion_finds_across_languages_and_is_refused_without_it(tmp_path, models, together):
+def test_a_library_takes_the_companion_by_reindex_and_is_refused_without_it(tmp_path, models, together):
+    """An e5 library re-embedded with the companion (its vectors change size in place) finds a
+    Russian talk for an English query; a process without the companion is refused."""
+    built = Library(tmp_path / "lib", models.embedder)
+    add(built, "ru1", said("ru", ["Добрый день.", "Умные светофоры сократили время ожидания на перекрёстках."]))
+    add(built, "ko1", said("ko", ["우리는 새 도서관을 열었습니다.", "책이 많습니다."]))
     library = Library(tmp_path / "lib", together)
-    add(library, "ru1", said("ru", ["Добрый день.", "Умные светофоры сократили время ожидания на перекрёстках."]))
-    add(library, "ko1", said("ko", ["우리는 새 도서관을 열었습니다.", "책이 많습니다."]))
+    assert library.reindex() == 2
     assert library.search("smart traffic lights", mode="dense")[0].recording_id == "ru1"
+    assert library.store.vectors.dimension == together.dimension
     with pytest.raises(LibraryError, match="use-multilingual-v3"):
         Library(tmp_path / "lib", models.embedder).search("smart traffic lights")

@@ -2,10 +2,13 @@
 the search logic, with a small hashing embedder (the real model is covered end to end elsewhere)."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from index.library import Library, LibraryError
 from index.ranking import SearchFilters, merge_overlapping
+from index.store import StoreError, is_server
+from index.vectors import VectorSettings
 from ingest.records import Chunk, Segment, Transcript, Word
 from tests.helpers import HashingEmbedder, add
 
@@ -93,6 +96,40 @@ def test_other_embedding_model_is_refused_until_reindex(library, location):
     assert other.search("smart traffic lights")[0].recording_id == "bbb"
     with pytest.raises(LibraryError):
         Library(location("lib"), HashingEmbedder("hashing-test")).search("traffic")
+
+
+def test_reindex_with_a_model_of_another_size(library, location):
+    """A model whose vectors are of another size (a companion model beside e5) re-embeds the
+    embedded store in place: the new segments are taken on in one commit and the old ones
+    removed. PostgreSQL's table holds one size: it refuses, and the library stays as it was."""
+    narrow = Library(location("lib"), HashingEmbedder("narrow", dimension=32))
+    if is_server(location("lib")):
+        with pytest.raises(StoreError, match="32-d"):
+            narrow.reindex()
+        assert library.search("smart traffic lights")[0].recording_id == "bbb"
+        return
+    assert narrow.reindex() == 4
+    assert narrow.search("smart traffic lights")[0].recording_id == "bbb"
+    with pytest.raises(LibraryError, match="built with embedding model 'narrow'"):
+        library.search("traffic")
+    again = Library(location("lib"), HashingEmbedder("narrow", dimension=32))
+    assert again.search("smart traffic lights")[0].recording_id == "bbb"
+    assert {np.load(path, mmap_mode="r").shape[1] for path in (location("lib") / "vectors").glob("*.vec.npy")} == {32}
+
+
+def test_a_saved_search_graph_of_the_old_size_is_not_used_after_reindex(tmp_path, hashing_embedder):
+    graph = VectorSettings(ann_min=2)
+    library = Library(tmp_path / "lib", hashing_embedder, vectors=graph)
+    add_spans(library, "bbb", [(0, 20, "умные светофоры в казани", "smart traffic lights in kazan"),
+                               (20, 40, "защита персональных данных", "protection of personal data")], "ru")
+    library.maintain()
+    assert library.store.vectors.approximate and (tmp_path / "lib" / "vectors" / "coarse.faiss").exists()
+    narrow = Library(tmp_path / "lib", HashingEmbedder("narrow", dimension=32), vectors=graph)
+    narrow.reindex()
+    narrow.maintain()
+    reopened = Library(tmp_path / "lib", HashingEmbedder("narrow", dimension=32), vectors=graph)
+    assert reopened.store.vectors.approximate and reopened.store.vectors.coarse_damage is None
+    assert reopened.search("smart traffic lights")[0].recording_id == "bbb"
 
 
 def test_a_failed_write_leaves_the_library_as_it_was(library, monkeypatch):
