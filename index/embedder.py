@@ -3,7 +3,13 @@ package and run on ONNX Runtime in float32: the same vectors as sentence-transfo
 about 4x faster, a cold start without torch (index/onnx_embedder.py has the figures). "onnx-int8"
 is twice as fast again but finds 3 points fewer translations first, so it is opt-in. "torch" runs
 any sentence-transformers name or path; the ONNX backends fall back to it, with a warning, for
-models they cannot export."""
+models they cannot export.
+
+A companion model can ride beside the first (``EmbedderSettings.companion``): each vector is both
+models' side by side, each part unit length and weighted. With Universal Sentence Encoder
+multilingual v3 at weight 0.5, real subtitle cues found their translation first for 0.735 of
+queries against 0.665 with e5 alone, at ~3.5 ms more a search and 2.3x the vector bytes (README:
+"A second model beside e5"), so it is opt-in."""
 from __future__ import annotations
 
 import logging

@@ -65,3 +65,11 @@ def test_a_library_takes_the_companion_by_reindex_and_is_refused_without_it(tmp_
     assert library.store.vectors.dimension == together.dimension
     with pytest.raises(LibraryError, match="use-multilingual-v3"):
         Library(tmp_path / "lib", models.embedder).search("smart traffic lights")
+
+
+def test_a_library_built_with_the_companion_finds_across_languages_on_either_store(location, together):
+    library = Library(location("lib"), together)
+    add(library, "ru1", said("ru", ["Добрый день.", "Умные светофоры сократили время ожидания на перекрёстках."]))
+    add(library, "ko1", said("ko", ["우리는 새 도서관을 열었습니다.", "책이 많습니다."]))
+    assert library.search("smart traffic lights")[0].recording_id == "ru1"
+    assert library.search("새 도서관", mode="dense")[0].recording_id == "ko1"
