@@ -48,7 +48,7 @@ from psycopg.types import TypeInfo
 
 from ingest.records import Chunk, Recording, Transcript
 
-from .catalog import UPGRADES, SqlRecords, filter_sql
+from .catalog import UPGRADE_INDEXES, UPGRADES, SqlRecords, filter_sql
 from .lexical import ANALYSIS, Analyzer
 from .ranking import SearchFilters
 from .store import (EmbeddedStore, Finding, Store, StoreError, analyse_terms, chunk_terms, folder_dimension, sentence_terms, shown,
@@ -64,7 +64,7 @@ _UPGRADES = "".join(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {_TY
                     for table, column, kind in UPGRADES) + """CREATE TABLE IF NOT EXISTS speakers (
     recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE, label TEXT NOT NULL,
     name TEXT, suggested TEXT, voice BYTEA, PRIMARY KEY (recording_id, label));
-"""
+""" + UPGRADE_INDEXES
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE recordings (
