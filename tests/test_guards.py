@@ -109,3 +109,41 @@ def test_a_stretch_that_loops_again_when_sampled_is_tried_again_a_few_times():
     transcriber._model = whisper
     window = transcriber.window(np.zeros(10 * SAMPLE_RATE, np.float32), 0.0, "ko", fixed=True, translate=False)
     assert [s.text for s in window.segments] == ["안녕하세요."] and len(whisper.calls) == 4  # 1 + 3 tries
+
+
+class HearingWhisper:
+    """Stands in for faster-whisper's model and the ear on its encoder: each 30-s window's segments
+    come with the language heard as it was encoded; a stretch heard again on its own is recorded."""
+
+    def __init__(self, windows):
+        self.windows = windows  # [((language, probability), [(start, end, text), ...]), ...]
+        self.ear = SimpleNamespace(heard=None)
+        self.heard_again: list[tuple[float, float]] = []
+
+    def transcribe(self, audio, language, **_):
+        def segments():
+            for heard, said in self.windows:
+                self.ear.heard = heard
+                for a, b, text in said:
+                    yield SimpleNamespace(start=a, end=b, text=text, avg_logprob=-0.3, no_speech_prob=0.1,
+                                          words=[SimpleNamespace(start=a, end=b, word=text, probability=0.9)])
+        return segments(), SimpleNamespace(language=language, language_probability=0.99)
+
+    def detect_language(self, audio):
+        self.heard_again.append(audio.size / SAMPLE_RATE)
+        return "ko", 0.97, []
+
+
+def test_only_windows_not_surely_heard_in_the_main_language_while_transcribed_are_heard_again():
+    whisper = HearingWhisper([(("ko", 0.98), [(0.0, 6.0, " 안녕하세요 여러분."), (6.5, 12.0, " 오늘은 도시 이야기입니다.")]),
+                              (("ko", 0.62), [(30.0, 36.0, " 그리고 다음으로"), (36.5, 42.0, " 발표를 마치겠습니다.")])])
+    transcriber = Transcriber(WhisperSettings())
+    transcriber._model, transcriber._ear = whisper, whisper.ear
+    window = transcriber.window(np.zeros(45 * SAMPLE_RATE, np.float32), 0.0, "ko", fixed=False, translate=False)
+    assert [s.language for s in window.segments] == ["ko"] * 4
+    assert whisper.heard_again == [12.0], "the unsure window, 30-42 s, only"
+
+    whisper.heard_again.clear()
+    transcriber.settings = replace(transcriber.settings, main_probability=None)
+    transcriber.window(np.zeros(45 * SAMPLE_RATE, np.float32), 0.0, "ko", fixed=False, translate=False)
+    assert whisper.heard_again == [12.0, 12.0], "with no bar for sure, every window is heard"
