@@ -28,6 +28,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -118,12 +119,13 @@ def _start_generator(talks: SyntheticTalks) -> None:
     _talks = talks
 
 
-def build(folder: Path, chunks: int, talks: SyntheticTalks, model: str = DEFAULT_EMBEDDER) -> tuple[EmbeddedStore, float]:
+def build(folder: Path, chunks: int, talks: SyntheticTalks, model: str = DEFAULT_EMBEDDER,
+          vector_settings: VectorSettings | None = None) -> tuple[EmbeddedStore, float]:
     """A library of at least ``chunks`` chunks, its vectors as if made by ``model``; one already in
     ``folder`` is grown to that size. Recordings are made in a second process while this one writes
     them (each takes about as long as writing it)."""
     started = time.perf_counter()
-    store = EmbeddedStore(folder, talks.dimension)
+    store = EmbeddedStore(folder, talks.dimension, vector_settings=vector_settings)
     for key, value in (("embedding_model", model), ("dimension", str(talks.dimension)), ("vector_recipe", RECIPE)):
         store.set_meta(key, value)
     counts = store.counts()
@@ -286,10 +288,11 @@ def real_recall(embedder: Embedder, efforts: list[int], queries_n: int = 200) ->
     asked = [s.text for path in english for s in read_transcript(path, "en").segments if len(s.text.split()) >= 4]
     vectors = [centering.query(text) for text in asked[:: max(1, len(asked) // queries_n)][:queries_n]]
     results = {}
+    own = embedder.blocks()[0][0].stop  # with a companion model, the graph holds e5's part (index/library.py)
     for ef in efforts:
         folder = Path(tempfile.mkdtemp(prefix="talksearch-recall-"))
         try:
-            store = EmbeddedStore(folder, embedder.dimension, vector_settings=VectorSettings(ann_min=1, ef_search=ef))
+            store = EmbeddedStore(folder, embedder.dimension, vector_settings=VectorSettings(ann_min=1, ef_search=ef, graph_dimension=own))
             for batch in batches:
                 store.add(*batch)
             store.maintain()
@@ -326,19 +329,20 @@ def main(argv: list[str] | None = None) -> int:
     # The model(s) the server embeds queries with (TALKSEARCH_EMBED_* as for talksearch itself): the
     # stand-in vectors take their size, the library their name.
     embedder = Embedder(Settings.from_env().embedder)
+    graph = replace(settings, graph_dimension=embedder.blocks()[0][0].stop)  # as the server's Library opens it
     for size in sizes:
         folder = base / f"lib-{size}"
         if args.reuse and not args.grow and folder.exists():  # measure a library a previous run kept
-            store, build_s = EmbeddedStore(folder, embedder.dimension), None
+            store, build_s = EmbeddedStore(folder, embedder.dimension, vector_settings=graph), None
             store.maintain()
         else:
             if not args.grow:
                 shutil.rmtree(folder, ignore_errors=True)
-            store, build_s = build(folder, size, SyntheticTalks(lines, dimension=embedder.dimension), embedder.model_name)
+            store, build_s = build(folder, size, SyntheticTalks(lines, dimension=embedder.dimension), embedder.model_name, graph)
         coarse = store.vectors.coarse_size()
         counts = store.counts()
         add_s = add_cost(store)
-        add_empty_s = add_cost(EmbeddedStore(base / f"empty-{size}", embedder.dimension))
+        add_empty_s = add_cost(EmbeddedStore(base / f"empty-{size}", embedder.dimension, vector_settings=graph))
         store.catalog.close()
         port = 8700 + 2 * len(report["sizes"])
         served = measure_server(folder, port, texts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -71,12 +71,24 @@ class Library:
         with self._opening:
             if self._store is None:
                 dimension = stored_dimension(self.location) or self.embedder.dimension
-                store = open_store(self.location, dimension, vector_settings=self.vector_settings)
+                store = open_store(self.location, dimension, vector_settings=self._vector_settings(dimension))
                 if repair and store.needs_repair():
                     for finding in self._repair(store):
                         log.warning("library %s: %s (%s)", self.where, finding.problem, finding.repair or "left as it is")
                 self._store = store
         return self._store
+
+    def _vector_settings(self, dimension: int) -> VectorSettings | None:
+        """With a companion model, the search graph holds the main model's part of each vector only
+        (the README has what that keeps and costs)."""
+        settings = self.vector_settings or VectorSettings()
+        companion = self.embedder.companion
+        if companion is None or settings.graph_dimension is not None:
+            return self.vector_settings
+        own = dimension - companion.dimension
+        if own <= 0:  # the library holds one model's vectors: a reindex is about to give it both
+            own = self.embedder.dimension - companion.dimension
+        return replace(settings, graph_dimension=own)
 
     @property
     def indexer(self) -> Indexer:

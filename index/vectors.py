@@ -84,6 +84,10 @@ class VectorSettings:
     #   8 bits, ef 256 / 512: 0.947 / 0.975, 656 B;   4 bits: 0.935 / 0.971, 464 B (0.85 ms a walk)
     # On real e5 vectors (benchmarks/scale.py) recall@10 was 0.957 / 0.959 at ef 128 / 512 either way.
     hnsw_bits: int = 4
+    # The graph holds this many leading numbers of each vector (None: all of them): with a companion
+    # model, the main model's part, so the graph keeps its size and the companion counts when the
+    # candidates are rescored (index/library.py sets it).
+    graph_dimension: int | None = None
     # The graph is rebuilt when this share of its vectors belongs to deleted chunks.
     rebuild_dead_share: float = 0.2
     # A filter admitting at most this many chunks is answered exactly over their views.
@@ -387,7 +391,8 @@ class SegmentedVectors:
         if self._coarse is None:
             self._coarse = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimension))
         if len(ids):
-            self._coarse.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64))
+            self._coarse.add_with_ids(np.ascontiguousarray(vectors[:, :self._coarse.d], dtype=np.float32),
+                                      np.ascontiguousarray(ids, dtype=np.int64))
 
     def _owned_rows(self, segment: _Segment) -> np.ndarray:
         """Mask of a segment's rows whose chunk is live and held by this segment."""
@@ -409,10 +414,11 @@ class SegmentedVectors:
         rng = np.random.default_rng(0)
         total = sum(int(keep.sum()) for _, keep in snapshot)
         share = min(1.0, 100_000 / max(1, total))
-        sample = np.concatenate([np.asarray(segment.vectors[np.flatnonzero(keep)[rng.random(int(keep.sum())) < share]],
+        width = min(self.settings.graph_dimension or self.dimension, self.dimension)
+        sample = np.concatenate([np.asarray(segment.vectors[np.flatnonzero(keep)[rng.random(int(keep.sum())) < share], :width],
                                             dtype=np.float32) for segment, keep in snapshot])
         codes = {8: faiss.ScalarQuantizer.QT_8bit, 4: faiss.ScalarQuantizer.QT_4bit}[self.settings.hnsw_bits]
-        graph = faiss.IndexHNSWSQ(self.dimension, codes, self.settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        graph = faiss.IndexHNSWSQ(width, codes, self.settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         graph.hnsw.efConstruction = 64
         graph.train(sample)
         del sample
@@ -423,7 +429,7 @@ class SegmentedVectors:
                 rows = np.flatnonzero(keep)
                 for block in range(0, len(rows), 50_000):
                     chosen = rows[block: block + 50_000]
-                    index.add_with_ids(np.asarray(segment.vectors[chosen], dtype=np.float32), np.asarray(segment.ids[chosen]))
+                    index.add_with_ids(np.asarray(segment.vectors[chosen, :width], dtype=np.float32), np.asarray(segment.ids[chosen]))
         finally:
             faiss.omp_set_num_threads(SEARCH_THREADS)
         with self._lock:
@@ -486,8 +492,11 @@ class SegmentedVectors:
             if not set(note["segments"]) <= set(committed) or note.get("graph", "HNSW32,SQ8") != self._graph_shape():
                 return  # older than the segments (a merge since) or made with other settings: rebuilt, not damaged
             index = faiss.read_index(str(index_path))
-            if index.d != self.dimension:
+            if index.d > self.dimension:
                 raise ValueError(f"holds {index.d}-d vectors, the library {self.dimension}-d")
+            wanted = self.settings.graph_dimension
+            if wanted is not None and index.d != min(wanted, self.dimension):
+                return  # made over another part of each vector: rebuilt, not damaged
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             self.coarse_damage = _why(exc)  # a damaged cache: the coarse index is rebuilt from the segments
             return
@@ -591,7 +600,7 @@ class SegmentedVectors:
             params = faiss.SearchParametersHNSW(sel=selector, efSearch=int(min(4096, max(fetch, self.settings.ef_search / share))))
         else:
             params = faiss.SearchParameters(sel=selector) if selector else None
-        _, ids = self._coarse.search(query, fetch, params=params)
+        _, ids = self._coarse.search(np.ascontiguousarray(query[:, :self._coarse.d]), fetch, params=params)
         found = ids[0][ids[0] >= 0]
         return np.unique(found // MAX_VIEWS)
 

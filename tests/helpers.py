@@ -82,6 +82,7 @@ class HashingEmbedder:
     def __init__(self, name: str = "hashing-test", dimension: int = 64):
         self.model_name = name
         self.dimension = dimension
+        self.companion = None  # no second model beside it
 
     def warm_up(self) -> None:
         pass

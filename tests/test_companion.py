@@ -63,6 +63,7 @@ def test_a_library_takes_the_companion_by_reindex_and_is_refused_without_it(tmp_
     assert library.reindex() == 2
     assert library.search("smart traffic lights", mode="dense")[0].recording_id == "ru1"
     assert library.store.vectors.dimension == together.dimension
+    assert library.store.vectors.settings.graph_dimension == models.embedder.dimension  # e5's part only
     with pytest.raises(LibraryError, match="use-multilingual-v3"):
         Library(tmp_path / "lib", models.embedder).search("smart traffic lights")
 

@@ -136,6 +136,43 @@ def test_a_graph_saved_with_other_settings_is_built_again_not_used(tmp_path):
         VectorSettings(hnsw_bits=6)
 
 
+def test_a_graph_over_the_leading_part_of_each_vector_finds_what_the_whole_vectors_rank_first(tmp_path):
+    """With a companion model the graph holds only the main model's part of each vector (its size
+    stays that of one model); the candidates are then scored on whole vectors. A process that does
+    not know the split uses the saved graph as it is; one asking for another split builds it again."""
+    import faiss
+
+    rng = np.random.default_rng(11)
+    half = DIM // 2
+    centres = rng.standard_normal((20, half))
+    main = centres[rng.integers(0, 20, 400)] + 0.4 * rng.standard_normal((400, half))
+    beside = main @ rng.standard_normal((half, half)) + 0.5 * rng.standard_normal((400, half))  # a second model: related, not equal
+    parts = [main / np.linalg.norm(main, axis=1, keepdims=True), 0.5 * beside / np.linalg.norm(beside, axis=1, keepdims=True)]
+    vectors = (np.hstack(parts) / np.sqrt(1.25)).astype(np.float32)
+    settings = VectorSettings(ann_min=100, graph_dimension=half)
+    store = EmbeddedStore(tmp_path / "lib", DIM, vector_settings=settings)
+    for i in range(10):
+        add_recording(store, f"r{i}", vectors[40 * i: 40 * (i + 1)])
+    store.maintain()
+    assert store.vectors.approximate
+    assert faiss.read_index(str(tmp_path / "lib" / "vectors" / "coarse.faiss")).d == half
+    queries = vectors[rng.integers(0, 400, 30)] + 0.05 * unit(rng, 30)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    found = [[c for c, _, _ in store.vectors.search(q, 100)[:10]] for q in queries]
+    assert np.mean([len(set(exact(store, q, 10)) & set(f)) / 10 for q, f in zip(queries, found)]) >= 0.9
+    [(_, score, _)] = store.vectors.search(vectors[7], 1)
+    assert score == pytest.approx(1.0, abs=1e-2)  # scored on the whole vector, not its graph part
+    store.catalog.close()
+
+    unaware = EmbeddedStore(tmp_path / "lib", DIM, vector_settings=VectorSettings(ann_min=100))
+    assert unaware.vectors.approximate and [c for c, _, _ in unaware.vectors.search(queries[0], 100)[:10]] == found[0]
+    unaware.catalog.close()
+    whole = EmbeddedStore(tmp_path / "lib", DIM, vector_settings=VectorSettings(ann_min=100, graph_dimension=DIM))
+    assert not whole.vectors.approximate
+    whole.maintain()
+    assert faiss.read_index(str(tmp_path / "lib" / "vectors" / "coarse.faiss")).d == DIM
+
+
 def test_the_saved_graph_outlives_merges_of_the_segments_it_covers(tmp_path):
     """A merge replacing segments the saved graph was written with must leave a graph the next
     process can load: before, it found the graph's note naming vanished segments and scanned
