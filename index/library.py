@@ -80,7 +80,8 @@ class Library:
 
     def _vector_settings(self, dimension: int) -> VectorSettings | None:
         """With a companion model, the search graph holds the main model's part of each vector only
-        (the README has what that keeps and costs)."""
+        (the README has what that keeps and costs). A companion other than USE is loaded here to
+        learn its size."""
         settings = self.vector_settings or VectorSettings()
         companion = self.embedder.companion
         if companion is None or settings.graph_dimension is not None:
