@@ -112,7 +112,7 @@ KNOBS: dict[str, tuple[str, ...]] = {
     "library": ("library",), "store": ("store",),
     "models_dir": ("whisper.cache_dir", "embedder.cache_dir"), "device": ("whisper.device", "embedder.device"),
     "whisper_model": ("whisper.model",), "beam_size": ("whisper.beam_size",), "translate_beam_size": ("whisper.translate_beam_size",),
-    "window_minutes": ("whisper.window_minutes",),
+    "window_minutes": ("whisper.window_minutes",), "whisper_parallel": ("whisper.parallel",), "whisper_threads": ("whisper.cpu_threads",),
     "hotwords": ("whisper.hotwords",),
     # onnx (float32, default), onnx-int8 (faster, slightly worse) or torch; see index/onnx_embedder.py.
     "embed_model": ("embedder.model",), "embed_backend": ("embedder.backend",),

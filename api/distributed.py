@@ -69,7 +69,8 @@ class Worker:
     """Loads the models once; Ray restarts it (and reruns its tasks) if its process dies."""
 
     def __init__(self, service: type[Talksearch], settings: Settings):
-        self.service = service(settings.changed(ray=None))
+        # One part of a window at a time, on the CPUs Ray gave this worker: parts run as workers.
+        self.service = service(settings.changed(ray=None, whisper_parallel=1, whisper_threads=settings.ray.worker_cpus))
         self.service.warm_up()
 
     def ready(self) -> tuple[str, int]:

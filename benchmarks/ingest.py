@@ -35,8 +35,8 @@ from ingest.transcribe import Transcriber, WhisperSettings
 
 LANGUAGES = ("en", "ru", "ko")
 # The path before windows: every temperature retried, translation free to loop, the language
-# of every 10-s window heard.
-BASELINE = {"temperatures": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), "translate_no_repeat_ngram": 0, "main_probability": None,
+# of every 10-s window heard, each window decoded whole.
+BASELINE = {"temperatures": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), "translate_no_repeat_ngram": 0, "main_probability": None, "parallel": 1,
             "translate_beam_size": 5}
 
 

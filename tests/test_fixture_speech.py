@@ -10,6 +10,7 @@ from benchmarks.speech import character_errors
 from ingest.align import overlap
 from ingest.guards import is_repetition_loop
 from ingest.media import SAMPLE_RATE, load_audio
+from ingest.transcribe import window_parts
 from tests.helpers import FIXTURES, needs_fixtures
 
 
@@ -99,3 +100,26 @@ def test_quiet_speech_whisper_loops_on_is_read_not_refused(real_app):
     # «거미와 그 거미가 만들어 내는 강철만큼이나 튼튼한 거미줄은 우연의 산물입니까»: sampled, the reading
     # varies widely (character error rates 0.58-1.06 over 70 runs), but it holds words of the sentence
     assert not is_repetition_loop(text) and any(word in text for word in ("거미", "강철", "만들")), text
+
+
+@needs_fixtures("ru/ru_festival.flac")
+def test_a_long_recording_is_heard_in_parts_at_once_and_loses_nothing_at_the_cut(models):
+    """Two minutes or more are cut in a pause into parts decoded at once (WhisperSettings.parallel):
+    every stretch of speech is still heard, on the recording's clock, in the language of the whole."""
+    clip = load_audio(FIXTURES / "ru/ru_festival.flac")
+    pause = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    audio = np.concatenate([clip, pause] * 5)
+    parts = window_parts(audio, models.transcriber.settings.parallel)
+    assert len(parts) == 2 and min(part.size for _, part in parts) >= 30 * SAMPLE_RATE
+    cut = parts[1][0]
+    transcript = models.transcriber(audio)
+    assert transcript.language == "ru" and transcript.language_probability > 0.9
+    step = audio.size / 5 / SAMPLE_RATE
+    for i in range(5):  # each telling of the clip is heard where it is said
+        assert any(i * step - 1 <= s.start and s.end <= (i + 1) * step + 1 for s in transcript.segments), i
+    starts = [s.start for s in transcript.segments]
+    assert starts == sorted(starts) and all(a.end <= b.start + 0.5 for a, b in zip(transcript.segments, transcript.segments[1:]))
+    before = " ".join(s.text for s in transcript.segments if s.end <= cut).lower()
+    after = " ".join(s.text for s in transcript.segments if s.start >= cut).lower()
+    assert "москв" in before and "москв" in after
+    assert any(t.end <= cut for t in transcript.translation) and any(t.start >= cut for t in transcript.translation)
