@@ -28,7 +28,6 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,6 +39,7 @@ from benchmarks import FIXTURES, ROOT
 from index.centering import RECIPE
 from index.embedder import DEFAULT_EMBEDDER, Embedder
 from index.indexing import chunk_views
+from index.library import graph_settings
 from index.store import EmbeddedStore
 from index.vectors import VectorSettings
 from ingest.align import attach
@@ -288,11 +288,11 @@ def real_recall(embedder: Embedder, efforts: list[int], queries_n: int = 200) ->
     asked = [s.text for path in english for s in read_transcript(path, "en").segments if len(s.text.split()) >= 4]
     vectors = [centering.query(text) for text in asked[:: max(1, len(asked) // queries_n)][:queries_n]]
     results = {}
-    own = embedder.blocks()[0][0].stop  # with a companion model, the graph holds e5's part (index/library.py)
     for ef in efforts:
         folder = Path(tempfile.mkdtemp(prefix="talksearch-recall-"))
         try:
-            store = EmbeddedStore(folder, embedder.dimension, vector_settings=VectorSettings(ann_min=1, ef_search=ef, graph_dimension=own))
+            graph = graph_settings(embedder, embedder.dimension, VectorSettings(ann_min=1, ef_search=ef))
+            store = EmbeddedStore(folder, embedder.dimension, vector_settings=graph)
             for batch in batches:
                 store.add(*batch)
             store.maintain()
@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     # The model(s) the server embeds queries with (TALKSEARCH_EMBED_* as for talksearch itself): the
     # stand-in vectors take their size, the library their name.
     embedder = Embedder(Settings.from_env().embedder)
-    graph = replace(settings, graph_dimension=embedder.blocks()[0][0].stop)  # as the server's Library opens it
+    graph = graph_settings(embedder, embedder.dimension, settings)  # as the server's Library opens it
     for size in sizes:
         folder = base / f"lib-{size}"
         if args.reuse and not args.grow and folder.exists():  # measure a library a previous run kept

@@ -44,6 +44,19 @@ class SearchRequest:
     filters: SearchFilters = field(default_factory=SearchFilters)
 
 
+def graph_settings(embedder: Embedder, dimension: int, settings: VectorSettings | None = None) -> VectorSettings | None:
+    """The vector settings a library of ``dimension``-d vectors opens with: with a companion model,
+    the search graph holds the main model's part of each vector only (the README has what that
+    keeps and costs). A companion other than USE is loaded here to learn its size."""
+    companion = embedder.companion
+    if companion is None or (settings is not None and settings.graph_dimension is not None):
+        return settings
+    own = dimension - companion.dimension
+    if own <= 0:  # the library holds one model's vectors: a reindex is about to give it both
+        own = embedder.dimension - companion.dimension
+    return replace(settings or VectorSettings(), graph_dimension=own)
+
+
 class Library:
     """One library (a folder, or a store location) opened with one embedding model."""
 
@@ -71,25 +84,12 @@ class Library:
         with self._opening:
             if self._store is None:
                 dimension = stored_dimension(self.location) or self.embedder.dimension
-                store = open_store(self.location, dimension, vector_settings=self._vector_settings(dimension))
+                store = open_store(self.location, dimension, vector_settings=graph_settings(self.embedder, dimension, self.vector_settings))
                 if repair and store.needs_repair():
                     for finding in self._repair(store):
                         log.warning("library %s: %s (%s)", self.where, finding.problem, finding.repair or "left as it is")
                 self._store = store
         return self._store
-
-    def _vector_settings(self, dimension: int) -> VectorSettings | None:
-        """With a companion model, the search graph holds the main model's part of each vector only
-        (the README has what that keeps and costs). A companion other than USE is loaded here to
-        learn its size."""
-        settings = self.vector_settings or VectorSettings()
-        companion = self.embedder.companion
-        if companion is None or settings.graph_dimension is not None:
-            return self.vector_settings
-        own = dimension - companion.dimension
-        if own <= 0:  # the library holds one model's vectors: a reindex is about to give it both
-            own = self.embedder.dimension - companion.dimension
-        return replace(settings, graph_dimension=own)
 
     @property
     def indexer(self) -> Indexer:
