@@ -60,11 +60,16 @@ FOCUS_BY_MEANING = 3
 FOCUS_MARGIN = 0.06
 
 
+def _rounded(start: float, end: float) -> Span:
+    """A sentence's span as a key: stored and recomputed spans come from the same word times."""
+    return round(start, 2), round(end, 2)
+
+
 def _stored_parts(stored: dict[Span, StoredSentence], unit: Sentence) -> list[tuple[Span, StoredSentence]] | None:
     """The stored sentences a sentence is, in order: its own row, or the rows of the stored
     sentences it is made of (a run-on sentence is split at its widest pause, which depends on where
     the passage starts); None when stored sentences do not make it up."""
-    start, end = round(unit.start, 2), round(unit.end, 2)
+    start, end = _rounded(unit.start, unit.end)
     if (start, end) in stored:
         return [((start, end), stored[(start, end)])]
     inside = sorted(span for span in stored if span[0] >= start - 0.01 and span[1] <= end + 0.01)
@@ -155,29 +160,46 @@ class ClipShaper:
         sentence holds, in its words or its English rendering; empty when none can).
 
         The sentence sharing most query terms wins, together with adjacent sentences that share
-        terms too. Where no sentence shares a term (a cross-lingual query), the top
-        ``FOCUS_BY_MEANING`` hits take the sentence closest in meaning (its vector stored at ingest;
-        with a nearly-as-close neighbour), and hits further down the window whose vector matched
-        best, or their whole chunk. Windows tie too often to place the top hits: the English
-        rendering of two overlapping windows is often the same text.
+        terms too. Sentences sharing as many terms are told apart by meaning (their vectors stored
+        at ingest) in the top ``FOCUS_BY_MEANING`` hits, further down by the view that matched
+        (``window``): the first of them was taken before, and an English query's loanword («CoC»)
+        in several Korean sentences then placed 3 of 120 tuning subtitle hits on the wrong one.
+        Where no sentence shares a term (a cross-lingual query), the top hits take the sentence
+        closest in meaning (with a nearly-as-close neighbour), and hits further down the window
+        whose vector matched best, or their whole chunk. Windows tie too often to place the top
+        hits: the English rendering of two overlapping windows is often the same text.
         """
-        if max(shared, default=0) > 0:
-            lo = hi = shared.index(max(shared))
-            while lo > 0 and shared[lo - 1]:
-                lo -= 1
-            while hi < len(units) - 1 and shared[hi + 1]:
-                hi += 1
-            return units[lo].start, units[hi].end
-        if vector is None or chunk.id is None or rank >= FOCUS_BY_MEANING:
-            return window
+        most = max(shared, default=0)
+        tied = [i for i, count in enumerate(shared) if most and count == most]
+        meaning = self.meaning(chunk, vector) if rank < FOCUS_BY_MEANING and len(tied) != 1 else {}
+        if not most:
+            if len(meaning) < 2:
+                return window
+            spans = sorted(meaning)
+            return _closest(spans, np.array([meaning[span] for span in spans]), FOCUS_MARGIN)
+        if meaning:
+            best = max(tied, key=lambda i: meaning.get(_rounded(units[i].start, units[i].end), -np.inf))
+        else:
+            covered = [i for i in tied if window and units[i].start < window[1] - 0.01 and units[i].end > window[0] + 0.01]
+            best = (covered or tied)[0]
+        lo = hi = best
+        while lo > 0 and shared[lo - 1]:
+            lo -= 1
+        while hi < len(units) - 1 and shared[hi + 1]:
+            hi += 1
+        return units[lo].start, units[hi].end
+
+    def meaning(self, chunk: Chunk, vector: np.ndarray | None) -> dict[Span, float]:
+        """The similarity to the query of each of the chunk's sentences, by their span (rounded
+        as ``_rounded``), from the sentence vectors stored at ingest: empty for a chunk of one
+        sentence or a hit that is not a stored chunk."""
+        if vector is None or chunk.id is None:
+            return {}
         views, vectors = self.store.vectors.views(chunk.id)
         sentences = np.flatnonzero(views >= SENTENCE_VIEWS)
-        if len(sentences) < 2:
-            return window
-        order = views[sentences].argsort()
-        keys = [(chunk.id, int(v)) for v in views[sentences][order]]
+        keys = [(chunk.id, int(views[i])) for i in sentences]
         spans = self.store.records.window_spans(keys)
-        return _closest([spans[key] for key in keys], vectors[sentences][order] @ vector, FOCUS_MARGIN)
+        return {_rounded(*spans[key]): float(vectors[i] @ vector) for key, i in zip(keys, sentences) if key in spans}
 
     def hit(self, chunk: Chunk, passage: Transcript, units: list[Sentence], score: float, recording: Recording,
             span: Span | None = None, approximate: bool = False) -> Hit:

@@ -282,3 +282,23 @@ def test_concurrent_searches_embed_their_queries_at_the_same_time():
     for search in searches:
         search.join()
     assert len(made) == 2 and not both.broken
+
+
+def test_sentences_sharing_as_many_query_terms_are_told_apart_by_meaning(tmp_path, hashing_embedder):
+    """Both the first and the third sentence hold the query's one term («CoC», a loanword in a
+    Korean talk); the third is the one that means the query, and is what the hit plays."""
+    library = Library(tmp_path / "lib", hashing_embedder)
+    add(library, "c1", said("en", ["The CoC is a short document.", "Printed copies hung at every door.",
+                                   "So were we all, with the CoC in hand."]))
+    assert len(library.store.records.chunks_of("c1")) == 1
+    [hit, *_] = library.search("were we all with the CoC")
+    assert hit.text == "So were we all, with the CoC in hand."
+    # Further down the list sentences are not read by meaning: the view that matched decides.
+    from index.clips import ClipShaper
+
+    shaper = ClipShaper(library.store)
+    [chunk] = library.store.records.chunks_of("c1")
+    units = shaper.sentences(chunk, shaper.passage(chunk))
+    third = (units[2].start, units[2].end)
+    assert shaper.focus(chunk, units, [1, 0, 1], third, None, rank=5) == third
+    assert shaper.focus(chunk, units, [1, 0, 1], None, None, rank=5) == (units[0].start, units[0].end)
