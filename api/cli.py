@@ -272,31 +272,23 @@ def _report(outcome, path: Path) -> None:
 def _ingest(app: Talksearch, args: argparse.Namespace) -> int:
     files = media_files(args.paths)
     meta = metadata_from(args)
-    if app.settings.ray.address:
+    if app.settings.ray.address or len(files) > 1:
         try:
-            return _ingest_on_ray(app, files, meta if len(files) == 1 else Metadata(**{**asdict(meta), "title": None}))
+            return _ingest_many(app, files, meta if len(files) == 1 else Metadata(**{**asdict(meta), "title": None}))
         finally:
             app.close()
-    failures = 0
-    for path in files:
-        started = time.perf_counter()
-        with _progress_bar(path.name[:30]) as bar:
-            def progress(fraction: float, bar=bar) -> None:
-                bar.n = round(100 * min(1.0, fraction))
-                bar.refresh()
-            try:
-                outcome = app.ingest(path, meta if len(files) == 1 else Metadata(**{**asdict(meta), "title": None}), progress)
-            except TalksearchError as exc:
-                if len(files) == 1:
-                    raise
-                failures += 1
-                print(f"talksearch: error: {exc}", file=sys.stderr)
-                continue
-        _report(outcome, path)
-        if outcome.added:
-            elapsed = time.perf_counter() - started
-            console.print(f"[dim]  {elapsed:.1f} s, real-time factor {elapsed / max(outcome.recording.duration, 1e-6):.3f}[/dim]")
-    return 1 if failures else 0
+    [path] = files
+    started = time.perf_counter()
+    with _progress_bar(path.name[:30]) as bar:
+        def progress(fraction: float) -> None:
+            bar.n = round(100 * min(1.0, fraction))
+            bar.refresh()
+        outcome = app.ingest(path, meta, progress)
+    _report(outcome, path)
+    if outcome.added:
+        elapsed = time.perf_counter() - started
+        console.print(f"[dim]  {elapsed:.1f} s, real-time factor {elapsed / max(outcome.recording.duration, 1e-6):.3f}[/dim]")
+    return 0
 
 
 def _progress_bar(what: str):
@@ -307,11 +299,12 @@ def _progress_bar(what: str):
                 file=sys.stderr, leave=False, disable=None)
 
 
-def _ingest_on_ray(app: Talksearch, files: list[Path], meta: Metadata) -> int:
-    """Files spread over the cluster's workers and stored here in order, one progress bar for all."""
+def _ingest_many(app: Talksearch, files: list[Path], meta: Metadata) -> int:
+    """Files heard several at once (here, or spread over the Ray cluster's workers) and stored
+    here in order, one progress bar for all."""
     started = time.perf_counter()
-    cluster = app.cluster
-    console.print(f"[dim]{len(files)} files on {cluster.describe()}[/dim]", highlight=False)
+    where = app.cluster.describe() if app.settings.ray.address else f"this machine, {max(1, app.settings.whisper.parallel)} at once"
+    console.print(f"[dim]{len(files)} files on {where}[/dim]", highlight=False)
     shares = [0.0] * len(files)
     failures, seconds = 0, 0.0
     with _progress_bar("transcribing") as bar:
@@ -320,7 +313,7 @@ def _ingest_on_ray(app: Talksearch, files: list[Path], meta: Metadata) -> int:
             bar.n = round(100 * sum(shares) / len(files))
             bar.refresh()
 
-        for index, (path, result) in enumerate(zip(files, cluster.ingest([(p, meta, None) for p in files], progress))):
+        for index, (path, result) in enumerate(zip(files, app.ingest_many([(p, meta, None) for p in files], progress))):
             progress(index, 1.0)
             with bar.external_write_mode(file=sys.stderr):
                 if isinstance(result, TalksearchError):

@@ -91,9 +91,11 @@ class Indexer:
                                "run 'talksearch reindex' once to bring them up to date")
 
     def _claim(self) -> None:
-        self.store.set_meta("embedding_model", self.model_name)
-        self.store.set_meta("dimension", str(self.centering.embedder.dimension))
+        # The model last: ``check_model`` in another thread or process, reading between these
+        # writes, must not see a model without its recipe (it took the library for an old one).
         self.store.set_meta("vector_recipe", RECIPE)
+        self.store.set_meta("dimension", str(self.centering.embedder.dimension))
+        self.store.set_meta("embedding_model", self.model_name)
 
     def add(self, recording: Recording, transcript: Transcript, chunks: list[Chunk],
             embedded: tuple[list[View], np.ndarray] | None = None) -> None:

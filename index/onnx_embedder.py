@@ -48,6 +48,12 @@ log = logging.getLogger(__name__)
 # Batches of passages embedded at once, each on its own thread: a recording's views at ingest
 # (150 chunk-sized ko/ru/en texts, alternating, 3 runs: 2.83 → 1.50 s on 2 cores).
 PARALLEL_BATCHES = 2
+# Tokens in one batch, padding counted (a longer text goes alone). A recording's chunks are long
+# (40 s of speech: 150-250 tokens), and 32 of them at once held ~600 MB of activations, which
+# onnxruntime's arena then kept. Embedding the views of 20 min of Russian speech (one process,
+# 2-core machine): no limit 5.1-5.2 s, peak 1,085-1,092 MB; 2,048 tokens 4.9-5.0 s, 818 MB;
+# 512 tokens 4.4-4.5 s, 615-618 MB; 256 tokens 4.4 s, 574 MB.
+TOKENS_PER_BATCH = 512
 # Bump when the export changes, so graphs written by older code are redone.
 FORMAT_VERSION = 2
 # Least cosine to sentence-transformers' vectors on PROBES for an export to be used
@@ -90,7 +96,6 @@ class OnnxEncoder:
         self.spec, self.batch_size, self.dimension = spec, batch_size, spec.dimension
         self.tokenizer = Tokenizer.from_file(str(tokenizer))
         self.tokenizer.enable_truncation(spec.max_length)
-        self.tokenizer.enable_padding(pad_id=spec.pad_id, pad_token=spec.pad_token)
         # One thread, not spinning: a query is one request among several, and ingest runs beside
         # Whisper. Measured on the 2-core machine, 100k-chunk library, one other busy process:
         # hybrid search p50 33 → 23 ms, 128 passages 2.1 → 1.8 s, against the default pool.
@@ -100,13 +105,21 @@ class OnnxEncoder:
         self.session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
 
     def encode(self, texts: list[str], kind: str) -> np.ndarray:
-        """kind "query" or "document"; batches texts of similar length together, ``PARALLEL_BATCHES``
-        at a time (each runs on its calling thread: the session has one thread of its own)."""
+        """kind "query" or "document"; texts of similar length are batched together, at most
+        ``TOKENS_PER_BATCH`` tokens to a batch (padding counted), ``PARALLEL_BATCHES`` batches at
+        a time (each runs on its calling thread: the session has one thread of its own)."""
         prompt = self.spec.query_prompt if kind == "query" else self.spec.document_prompt
-        order = np.argsort([-len(t) for t in texts], kind="stable")
+        encodings = self.tokenizer.encode_batch([prompt + text for text in texts])
+        order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
+        batches: list[list[int]] = []
+        for i in order:
+            if batches and len(batches[-1]) < self.batch_size and \
+                    (len(batches[-1]) + 1) * len(encodings[batches[-1][0]].ids) <= TOKENS_PER_BATCH:
+                batches[-1].append(int(i))
+            else:
+                batches.append([int(i)])
         out = np.empty((len(texts), self.dimension), np.float32)
-        batches = [order[start : start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
-        embed = lambda batch: self._batch([prompt + texts[i] for i in batch])  # noqa: E731
+        embed = lambda batch: self._batch([encodings[i] for i in batch])  # noqa: E731
         if len(batches) == 1:  # a query: no threads to start
             out[batches[0]] = embed(batches[0])
             return out
@@ -115,10 +128,13 @@ class OnnxEncoder:
                 out[batch] = vectors
         return out
 
-    def _batch(self, texts: list[str]) -> np.ndarray:
-        encodings = self.tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encodings], np.int64)
-        mask = np.array([e.attention_mask for e in encodings], np.int64)
+    def _batch(self, encodings: list) -> np.ndarray:
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), self.spec.pad_id, np.int64)
+        mask = np.zeros((len(encodings), width), np.int64)
+        for row, e in enumerate(encodings):
+            ids[row, : len(e.ids)] = e.ids
+            mask[row, : len(e.ids)] = 1
         hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
         if self.spec.pooling == "cls":
             vectors = hidden[:, 0]

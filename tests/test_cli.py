@@ -188,3 +188,42 @@ def test_speakers_of_an_imported_transcript_are_listed_renamed_and_filtered_on(m
     assert code == 0 and hits and all(h["speaker"] == "Elena Ivanova" and "budget" not in h["text"] for h in hits)
     code, _, err = run_cli(capsys, "speakers", "panel", "--rename", "SPEAKER_7", "X", "--library", lib)
     assert code == 1 and "has no speaker 'SPEAKER_7'" in err and err.count("\n") == 1
+
+
+def test_several_files_are_heard_two_at_once_stored_once_each_in_order(models, capsys, tmp_path, monkeypatch):
+    """Short files (a window too short to cut into parts) are heard two at a time, so both cores
+    work; a broken file fails alone with a line naming it, and a file given twice is stored once."""
+    import threading
+
+    from ingest.media import SAMPLE_RATE, load_audio
+
+    names = ("en_5g_pilots", "en_ai_urban_services", "en_open_data_portal")
+    clips = [write_wav(tmp_path / f"{name}.wav", load_audio(DEMO / f"{name}.opus")[: 10 * SAMPLE_RATE]) for name in names]
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not really audio")
+    hearing, most, lock = [0], [0], threading.Lock()
+    real_run = models.transcriber.run
+
+    def run(*args, **kwargs):  # the real model, counted while it hears
+        with lock:
+            hearing[0] += 1
+            most[0] = max(most[0], hearing[0])
+        try:
+            return real_run(*args, **kwargs)
+        finally:
+            with lock:
+                hearing[0] -= 1
+
+    monkeypatch.setattr(models.transcriber, "run", run)
+    library = tmp_path / "lib"
+    code, out, err = run_cli(capsys, "ingest", str(clips[0]), str(broken), *map(str, clips[1:]), str(clips[0]),
+                             "--library", str(library))
+    assert code == 1  # one file failed; the others are in
+    errors = [line for line in err.splitlines() if line.startswith("talksearch: error:")]
+    assert len(errors) == 1 and broken.name in errors[0], err
+    assert "5 files on this machine, 2 at once" in out and most[0] == 2
+    added = [line.split("'")[1] for line in out.splitlines() if line.startswith("added ")]
+    assert added == [name.replace("_", " ") for name in names]  # stored in the order given
+    assert out.count("already in the library") == 1
+    code, out, _ = run_cli(capsys, "search", "five G base stations on rooftops", "--json", "--k", "1", "--library", str(library))
+    assert code == 0 and json.loads(out)[0]["title"] == "en 5g pilots"

@@ -53,6 +53,13 @@ def test_batches_embedded_side_by_side_keep_each_text_in_its_place(onnx, monkeyp
     together = encoder.encode(texts, "document")
     alone = np.concatenate([encoder.encode([text], "document") for text in texts])
     assert (together * alone).sum(axis=1).min() >= 0.9999
+    # Long texts go fewer to a batch: no batch of two or more holds more tokens than the limit.
+    sizes, run = [], encoder._batch
+    monkeypatch.setattr(encoder, "_batch", lambda batch: sizes.append((len(batch), max(len(e.ids) for e in batch))) or run(batch))
+    monkeypatch.setattr(onnx_embedder, "TOKENS_PER_BATCH", 40)
+    limited = encoder.encode(texts, "document")
+    assert all(count * width <= 40 for count, width in sizes if count > 1) and max(count for count, _ in sizes) > 1
+    assert sum(count for count, _ in sizes) == len(texts) and (limited * alone).sum(axis=1).min() >= 0.9999
 
 
 def test_cross_lingual_pair_ranks_above_unrelated_pair(onnx):
