@@ -39,6 +39,9 @@ words timed and the same languages detected. What changed, and what did not:
   code before and after alternating (2026-11-26, quiet machine): Korean RTF 0.142 -> 0.071,
   Russian 0.155 -> 0.092, English 0.072 -> 0.046; character error rates no worse (ru 0.057 ->
   0.047, ko 0.210 -> 0.138, en 0.053 -> 0.047); 30 min of English peaked at 1,125 MiB against 991.
+- Whisper's features are made 30 s at a time (``ingest/features.py``): faster-whisper's own
+  spectrogram of a 5-minute part held ~260 MiB of FFT at once; 20 min of English now peaks at
+  991 MiB instead of 1,125.
 - Not adopted: faster-whisper's BatchedInferencePipeline was 1.3-1.4x faster but loses words:
   with timestamps it drops the text after each chunk's last timestamp (English CER 0.050 ->
   0.129), without them its segments are whole 30-s chunks and Russian CER went 0.053 -> 0.151.
@@ -126,6 +129,8 @@ from models.whisper import DEFAULT_WHISPER, default_models_dir, resolve_whisper
 log = logging.getLogger(__name__)
 # Shortest part a window is cut into for decoding at once (see WhisperSettings.parallel).
 _MIN_PART_SECONDS = 60.0
+# Seconds of speech no transcribed segment covers before that stretch is decoded again on its own.
+MISSED_SECONDS = 3.0
 
 Progress = Callable[[float], None]
 
@@ -227,6 +232,8 @@ class Transcriber:
             return
         from faster_whisper import WhisperModel
 
+        from .features import PiecewiseFeatures
+
         where = resolve_whisper(self.settings.model, self.settings.cache_dir)
         try:
             parallel = max(1, self.settings.parallel)
@@ -237,6 +244,7 @@ class Transcriber:
         except Exception as exc:  # faster-whisper raises hub, OS and runtime errors alike
             raise ModelError(f"cannot load whisper model {self.settings.model!r}: {exc}") from exc
         self._ear = model.model = _WindowLanguages(model.model)
+        model.feature_extractor = PiecewiseFeatures(**model.feat_kwargs)  # bounded memory (ingest/features.py)
         self._model = model
 
     def __call__(self, audio: np.ndarray | AudioSource, language: str | None = None, translate: bool = True,
@@ -328,6 +336,7 @@ class Transcriber:
         heard_as, probability = (main, 1.0) if main is not None else (info.language, float(info.language_probability))
         if kept and not fixed:
             kept = self._relabel_languages(samples, kept, heard_as, hotwords, {id(segment) for segment in sure})
+        kept = sorted(kept + self._heard_again(samples, kept, main if fixed else None, hotwords), key=lambda segment: segment.start)
         pieces: list[Segment] = []
         if translate:
             for lang, start, end in _foreign_runs(kept):
@@ -360,6 +369,35 @@ class Transcriber:
                     again += heard
                     break
         return again
+
+    def _heard_again(self, samples: np.ndarray, kept: list[Segment], language: str | None,
+                     hotwords: str | None) -> list[Segment]:
+        """Speech no kept segment covers (``_uncovered``), each stretch decoded again on its own, in
+        ``language`` or (None) the one Whisper hears in it. Whisper decoding a window in one
+        language can pass over speech in another without a word: a window of 21 s of English and
+        8 s of Russian was heard as Russian (p 0.85) and its English was gone."""
+        again: list[Segment] = []
+        for start, end in self._uncovered(samples, kept):
+            log.info("decoding %.1f-%.1f again: speech no segment holds", start, end)
+            decoded, info = self._decode(samples, start, language, "transcribe", words=True, end=end, hotwords=hotwords)
+            again += [segment for segment in self._collect(decoded, info.language, lambda at: None)
+                      if not any(overlap(segment.start, segment.end, k.start, k.end) > 0.5 * (segment.end - segment.start)
+                                 for k in kept)]
+        return again
+
+    def _uncovered(self, samples: np.ndarray, kept: list[Segment]) -> list[tuple[float, float]]:
+        """Stretches of speech (Silero VAD, as Whisper's own pass finds it) of at least
+        ``MISSED_SECONDS`` that no kept segment overlaps."""
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        stretches = []
+        for speech in get_speech_timestamps(samples, VadOptions(**self._vad())):
+            left = [(speech["start"] / SAMPLE_RATE, speech["end"] / SAMPLE_RATE)]
+            for segment in kept:
+                left = [(lo, hi) for start, end in left
+                        for lo, hi in ((start, min(end, segment.start)), (max(start, segment.end), end)) if hi > lo]
+            stretches += [(start, end) for start, end in left if end - start >= MISSED_SECONDS]
+        return stretches
 
     def _decode(self, audio: np.ndarray, start: float, language: str | None, task: str, words: bool,
                 end: float | None = None, hotwords: str | None = None, temperatures: tuple[float, ...] | None = None):

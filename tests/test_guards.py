@@ -147,3 +147,21 @@ def test_only_windows_not_surely_heard_in_the_main_language_while_transcribed_ar
     transcriber.settings = replace(transcriber.settings, main_probability=None)
     transcriber.window(np.zeros(45 * SAMPLE_RATE, np.float32), 0.0, "ko", fixed=False, translate=False)
     assert whisper.heard_again == [12.0, 12.0], "with no bar for sure, every window is heard"
+
+
+def test_speech_no_segment_holds_is_found_for_hearing_again():
+    """Silero finds the speech; what kept segments cover, and slivers under ``MISSED_SECONDS``
+    at their edges, are not heard again."""
+    from ingest.media import load_audio
+    from ingest.records import Segment
+    from ingest.transcribe import MISSED_SECONDS
+    from tests.helpers import DEMO
+
+    speech = load_audio(DEMO / "en_5g_pilots.opus")[: 20 * SAMPLE_RATE]
+    samples = np.concatenate([speech, np.zeros(3 * SAMPLE_RATE, np.float32), speech])  # 20 s, a pause, 20 s
+    transcriber = Transcriber()
+    said = [Segment(0.0, 20.0, "the first half", "en"), Segment(23.0, 43.0, "the second half", "en")]
+    assert transcriber._uncovered(samples, said) == []
+    [(start, end)] = transcriber._uncovered(samples, said[:1])  # the second half was passed over
+    assert 22.0 < start < 24.0 and end > 40.0 and end - start >= MISSED_SECONDS
+    assert transcriber._uncovered(samples, [Segment(0.0, 20.0, "", "en"), Segment(23.0, 41.5, "", "en")]) == []
