@@ -22,9 +22,10 @@ each detects its own (so a long talk that switches language for good is heard ri
 recording's language is still that of its first window with speech.
 
 Measured (``python -m benchmarks.distributed``: 6 demo talks, 242 s of speech, a local cluster of
-2 CPUs on the shared 2-core machine): one single-CPU worker 57.2 s, two 34.5 s (x1.66), one worker
-with both CPUs 50.5 s, so a worker takes one CPU by default; the driver decodes ~1,600 s of audio a
-second, far ahead of the workers.
+2 CPUs on the 2-core machine, quiet): one single-CPU worker 28.8 s, two 19.4 s (x1.49), one worker
+with both CPUs 28.1 s, so a worker takes one CPU by default; the driver decodes ~4,100 s of audio a
+second, far ahead of the workers. One process without Ray, two files at once, took 17.9 s: on one
+machine Ray gains nothing; it is for spreading files over several.
 """
 from __future__ import annotations
 
