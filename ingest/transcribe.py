@@ -362,9 +362,7 @@ class Transcriber:
                 log.info("decoding %.1f-%.1f again (%d): it looped", start, end, attempt)
                 decoded, _ = self._decode(samples, start, language, "transcribe", words=True, end=end, hotwords=hotwords,
                                           temperatures=self.settings.loop_retry_temperatures)
-                heard = [segment for segment in self._collect(decoded, language, lambda at: None)
-                         if not any(overlap(segment.start, segment.end, k.start, k.end) > 0.5 * (segment.end - segment.start)
-                                    for k in kept)]
+                heard = [segment for segment in self._collect(decoded, language, lambda at: None) if not _retells(segment, kept)]
                 if heard:
                     again += heard
                     break
@@ -380,9 +378,7 @@ class Transcriber:
         for start, end in self._uncovered(samples, kept):
             log.info("decoding %.1f-%.1f again: speech no segment holds", start, end)
             decoded, info = self._decode(samples, start, language, "transcribe", words=True, end=end, hotwords=hotwords)
-            again += [segment for segment in self._collect(decoded, info.language, lambda at: None)
-                      if not any(overlap(segment.start, segment.end, k.start, k.end) > 0.5 * (segment.end - segment.start)
-                                 for k in kept)]
+            again += [segment for segment in self._collect(decoded, info.language, lambda at: None) if not _retells(segment, kept)]
         return again
 
     def _uncovered(self, samples: np.ndarray, kept: list[Segment]) -> list[tuple[float, float]]:
@@ -540,6 +536,11 @@ def assemble(heard: list[Heard]) -> Transcript:
                       segments=[s for h in heard for s in h.segments],
                       translation=[s for h in heard for s in h.translation],
                       language_probability=spoken[0].probability)
+
+
+def _retells(segment: Segment, kept: list[Segment]) -> bool:
+    """Whether most of a segment decoded again lies within one already kept."""
+    return any(overlap(segment.start, segment.end, k.start, k.end) > 0.5 * (segment.end - segment.start) for k in kept)
 
 
 def _spans_together(spans: list[tuple[float, float]], kept: list[Segment], gap: float = 1.0) -> list[tuple[float, float]]:
