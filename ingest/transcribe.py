@@ -306,12 +306,10 @@ class Transcriber:
 
     def _main_language(self, samples: np.ndarray) -> tuple[str | None, float]:
         """The language of a window's first 30 s of speech (None when it holds none)."""
-        from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-        speech = get_speech_timestamps(samples, VadOptions(**self._vad()))
+        speech = self._speech(samples)
         if not speech:
             return None, 0.0
-        said = np.concatenate([samples[span["start"]: span["end"]] for span in speech])
+        said = np.concatenate([samples[start:end] for start, end in speech])
         language, probability, _ = self._model.detect_language(said[: 30 * SAMPLE_RATE])
         return language, float(probability)
 
@@ -319,6 +317,12 @@ class Transcriber:
         """Silero VAD's settings, as faster-whisper takes them."""
         return {"threshold": self.settings.vad_threshold, "speech_pad_ms": self.settings.vad_pad_ms,
                 "min_silence_duration_ms": self.settings.vad_min_silence_ms}
+
+    def _speech(self, samples: np.ndarray) -> list[tuple[int, int]]:
+        """Where Silero VAD finds speech, as Whisper's own pass finds it: (start, end) in samples."""
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        return [(span["start"], span["end"]) for span in get_speech_timestamps(samples, VadOptions(**self._vad()))]
 
     def window(self, samples: np.ndarray, offset: float, main: str | None, fixed: bool, translate: bool = True,
                progress: Callable[[float], None] | None = None, hotwords: str | None = None) -> Heard:
@@ -382,17 +386,17 @@ class Transcriber:
         return again
 
     def _uncovered(self, samples: np.ndarray, kept: list[Segment]) -> list[tuple[float, float]]:
-        """Stretches of speech (Silero VAD, as Whisper's own pass finds it) of at least
-        ``MISSED_SECONDS`` that no kept segment overlaps."""
-        from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-        stretches = []
-        for speech in get_speech_timestamps(samples, VadOptions(**self._vad())):
-            left = [(speech["start"] / SAMPLE_RATE, speech["end"] / SAMPLE_RATE)]
-            for segment in kept:
-                left = [(lo, hi) for start, end in left
-                        for lo, hi in ((start, min(end, segment.start)), (max(start, segment.end), end)) if hi > lo]
-            stretches += [(start, end) for start, end in left if end - start >= MISSED_SECONDS]
+        """Stretches of speech (``_speech``) of at least ``MISSED_SECONDS`` that no kept segment
+        overlaps. Only the gaps between kept segments that long are listened to: Whisper's own pass
+        has just run the VAD over the whole window, and a talk heard whole has no such gap."""
+        stretches: list[tuple[float, float]] = []
+        reach = 0.0  # where the segments so far end
+        for start, end in [*sorted((s.start, s.end) for s in kept), (samples.size / SAMPLE_RATE,) * 2]:
+            if start - reach >= MISSED_SECONDS:
+                gap = samples[int(reach * SAMPLE_RATE): int(start * SAMPLE_RATE)]
+                stretches += [(reach + lo / SAMPLE_RATE, reach + hi / SAMPLE_RATE) for lo, hi in self._speech(gap)
+                              if (hi - lo) / SAMPLE_RATE >= MISSED_SECONDS]
+            reach = max(reach, end)
         return stretches
 
     def _decode(self, audio: np.ndarray, start: float, language: str | None, task: str, words: bool,
