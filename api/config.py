@@ -114,7 +114,7 @@ KNOBS: dict[str, tuple[str, ...]] = {
     "whisper_model": ("whisper.model",), "beam_size": ("whisper.beam_size",), "translate_beam_size": ("whisper.translate_beam_size",),
     "window_minutes": ("whisper.window_minutes",), "whisper_parallel": ("whisper.parallel",), "whisper_threads": ("whisper.cpu_threads",),
     "hotwords": ("whisper.hotwords",),
-    # onnx (float32, default), onnx-int8 (faster, slightly worse) or torch; see index/onnx_embedder.py.
+    # onnx-int8 (8-bit weights, default), onnx (float32) or torch; see index/onnx_embedder.py.
     "embed_model": ("embedder.model",), "embed_backend": ("embedder.backend",),
     # A second embedding model beside the first (use-multilingual-v3, or a sentence-transformers
     # name), and its weight; see index/embedder.py.

@@ -2,27 +2,31 @@
 
 A sentence-transformers folder made of Transformer + Pooling (mean or CLS) (+ Normalize) is
 exported once with ``torch.onnx.export`` (dynamo) into ``<models>/onnx/<folder>-<path hash>/``;
-``onnx-int8`` then applies onnxruntime's dynamic quantization (int8 weights, per channel: per
-tensor strays to cosine 0.980). At run time only onnxruntime, tokenizers (the folder's
-``tokenizer.json``) and numpy are imported; prompts, truncation, pooling and L2 normalisation
-follow sentence-transformers. An export whose vectors stray from sentence-transformers' on a few
-probe sentences is refused. A graph or weights file whose size, or hash once its mtime changed,
-no longer matches what was written is exported again.
+``int8`` (the default backend, ``onnx-int8``) then stores each MatMul's weights in 8-bit blocks of
+32 with a scale each, and quantizes its inputs per block at run time (onnxruntime's MatMulNBits,
+accuracy level 4). At run time only onnxruntime, tokenizers (the folder's ``tokenizer.json``)
+and numpy are imported; prompts, truncation, pooling and L2 normalisation follow
+sentence-transformers. An export whose vectors stray from sentence-transformers' on a few probe
+sentences is refused. A graph or weights file whose size, or hash once its mtime changed, no
+longer matches what was written is exported again.
 
-multilingual-e5-small, same run (``python -m benchmarks.embedding``; 2 shared cores, noisy:
-read the ratios), torch / onnx fp32 / onnx int8:
+Why int8 in blocks: a query of ~14 tokens is bound by reading the weights, not by arithmetic
+(float32: 4.6 ms for 3 tokens, 8.9 for 14, 17 for 48; 84 MB of weights per query). multilingual-e5-
+small, same run (``python -m benchmarks.embedding --rounds 2``, quiet 2-core machine, 2026-11-27),
+onnx float32 / onnx-int8 / torch:
 
-                                   torch    onnx    onnx-int8
-  cold process: import+load+query  21.7 s   3.9 s   3.8 s    (import 12.7 / 0.6 / 0.5 s)
-  query, batch of 1, p50 / p99     114/1456  24/49   12/37 ms
-  passages/s (batch 32)            20       59      101
-  peak RSS, cold                   904      491     437 MB
-  cosine to torch, min / mean      -        1.0000  0.9911 / 0.9966
-  dev queries, same top-1 as torch -        1.000   0.916 (near ties; 0.988 on a torch-built index)
-  translation found first (R@1)    0.605    0.605   0.575
-(Load average 7 on 2 cores: an idle machine's times are several times lower.) Of the ~2 s load, about
-half is reading the 250k-piece tokenizer.json. int8 keeps cosine >= 0.99 but not the ranking, so it
-is opt-in; leaving the FFN matmuls in float32 restores R@1 0.598 at about float32's speed.
+  cold process: import+load+query  0.90 s  0.84 s  6.15 s
+  query, batch of 1, p50 / p99     8.1/10.9  4.7/7.6  13.6/18.8 ms
+  passages/s (default batches)     390      411     108
+  peak RSS, cold                   434      393     824 MB
+  cosine to torch, min             1.0000   0.9998  -      (1,009 ko/ru/en texts)
+  dev queries, same top-1 as torch 1.000    0.980   -      (0.990 on a torch-built index)
+  translation found first (R@1)    0.605    0.610   0.605
+The development evaluation and 200 real-subtitle queries scored the same or better with int8
+queries (README: "Query embedding"). onnxruntime's dynamic quantization, used for int8 before
+(int8 weights per channel, activations per tensor), was as fast but strayed: cosine 0.991, same
+top-1 0.916, translations first 0.575, so it was opt-in. Of the ~0.5 s load, about half is
+reading the 250k-piece tokenizer.json.
 """
 from __future__ import annotations
 
@@ -54,11 +58,13 @@ PARALLEL_BATCHES = 2
 # 2-core machine): no limit 5.1-5.2 s, peak 1,085-1,092 MB; 2,048 tokens 4.9-5.0 s, 818 MB;
 # 512 tokens 4.4-4.5 s, 615-618 MB; 256 tokens 4.4 s, 574 MB.
 TOKENS_PER_BATCH = 512
-# Bump when the export changes, so graphs written by older code are redone.
-FORMAT_VERSION = 2
+# int8: weights quantized in blocks of this many along the input dimension.
+BLOCK = 32
+# Bump a variant's number when its export changes, so graphs written by older code are redone.
+FORMAT_VERSION = {"fp32": 2, "int8": 3}
 # Least cosine to sentence-transformers' vectors on PROBES for an export to be used
-# (multilingual-e5-small int8: 0.991 at worst over 1008 ko/ru/en texts).
-MIN_AGREEMENT = {"fp32": 0.999, "int8": 0.98}
+# (multilingual-e5-small int8: 0.9998 at worst over 1,009 ko/ru/en texts).
+MIN_AGREEMENT = {"fp32": 0.999, "int8": 0.999}
 PROBES = [
     "Smart traffic lights cut waiting times at busy crossings.",
     "Умные светофоры сократили время ожидания на перекрёстках.",
@@ -177,7 +183,7 @@ def _cached_spec(folder: Path, variant: str, source: str) -> OnnxSpec | None:
         stats = {name: (folder / name).stat() for name in _files(variant)}
     except (OSError, ValueError, TypeError):
         return None
-    if spec.format != FORMAT_VERSION or spec.source_fingerprint != source or set(spec.files) != set(stats):
+    if spec.format != FORMAT_VERSION[variant] or spec.source_fingerprint != source or set(spec.files) != set(stats):
         return None
     touched = False
     for name, stat in stats.items():
@@ -218,7 +224,7 @@ def export(model_dir: Path, folder: Path, variant: str, source: str) -> OnnxSpec
         model = SentenceTransformer(str(model_dir), device="cpu")
     except Exception as exc:  # same as the torch backend: any load failure is a model error
         raise ModelError(f"cannot load embedding model {str(model_dir)!r}: {_first_line(exc)}") from exc
-    spec = _describe(model, model_dir, source)
+    spec = _describe(model, model_dir, source, variant)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{variant}-", dir=folder))
     try:
@@ -227,11 +233,7 @@ def export(model_dir: Path, folder: Path, variant: str, source: str) -> OnnxSpec
             with _quiet():
                 _export_graph(model[0].auto_model, graph)
                 if variant == "int8":
-                    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-                    quantize_dynamic(graph, tmp / "int8.onnx", weight_type=QuantType.QInt8, per_channel=True,
-                                     use_external_data_format=True)
-                    graph = tmp / "int8.onnx"
+                    graph = _quantize(graph, tmp / "int8.onnx")
         except Exception as exc:  # exporter and quantizer errors: this model cannot run on ONNX
             raise ModelError(f"cannot export {model_dir} to ONNX: {_first_line(exc)}") from exc
         spec.agreement = _agreement(model, OnnxEncoder(graph, model_dir / "tokenizer.json", spec))
@@ -249,7 +251,7 @@ def export(model_dir: Path, folder: Path, variant: str, source: str) -> OnnxSpec
     return spec
 
 
-def _describe(model, model_dir: Path, source: str) -> OnnxSpec:
+def _describe(model, model_dir: Path, source: str, variant: str) -> OnnxSpec:
     """The run-time settings of a sentence-transformers model, or ModelError for layouts the
     ONNX encoder does not reproduce (dense layers, other poolings, prompts left out of pooling)."""
     layout = [type(module).__name__ for module in model]
@@ -267,12 +269,26 @@ def _describe(model, model_dir: Path, source: str) -> OnnxSpec:
                 return model.prompts[name]
         return model.prompts.get(model.default_prompt_name, "") if model.default_prompt_name else ""
 
-    return OnnxSpec(format=FORMAT_VERSION, source_fingerprint=source, files={},
+    return OnnxSpec(format=FORMAT_VERSION[variant], source_fingerprint=source, files={},
                     dimension=int(model.get_embedding_dimension()), max_length=int(model.max_seq_length),
                     pooling=pooling.pooling_mode, query_prompt=prompt("query"),
                     document_prompt=prompt("document", "passage", "corpus"),
                     pad_id=int(model.tokenizer.pad_token_id), pad_token=str(model.tokenizer.pad_token),
                     agreement=0.0)
+
+
+def _quantize(graph: Path, out: Path) -> Path:
+    """Each MatMul's weights in 8-bit blocks of BLOCK (a scale per block) and its inputs quantized
+    per block at run time (accuracy level 4: int8 dot products)."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+
+    config = DefaultWeightOnlyQuantConfig(block_size=BLOCK, is_symmetric=True, accuracy_level=4, bits=8)
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(graph)), bits=8, block_size=BLOCK, is_symmetric=True,
+                                     accuracy_level=4, algo_config=config)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(out), use_external_data_format=True)
+    return out
 
 
 def _export_graph(module, path: Path) -> None:

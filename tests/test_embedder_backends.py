@@ -40,7 +40,7 @@ def test_onnx_embeddings_agree_with_torch(onnx):
         got, want = getattr(onnx, kind)(TEXTS), getattr(torch, kind)(TEXTS)
         assert got.dtype == np.float32 and got.shape == want.shape == (len(TEXTS), onnx.dimension)
         np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
-        assert (got * want).sum(axis=1).min() >= 0.99
+        assert (got * want).sum(axis=1).min() >= 0.999  # int8 blocks: 0.9998 at worst on 1,009 texts
     assert onnx.queries([]).shape == (0, onnx.dimension)
 
 
