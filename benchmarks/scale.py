@@ -39,7 +39,7 @@ from benchmarks import FIXTURES, ROOT
 from index.centering import RECIPE
 from index.embedder import DEFAULT_EMBEDDER, Embedder
 from index.indexing import chunk_views
-from index.library import graph_settings
+from index.library import candidate_pool, graph_settings
 from index.store import EmbeddedStore
 from index.vectors import VectorSettings
 from ingest.align import attach
@@ -266,11 +266,11 @@ def memory_mb(pid: int) -> dict[str, float]:
     return {"rss_mb": round(mb["VmHWM"]), "anon_mb": round(mb["RssAnon"]), "file_mb": round(mb["RssFile"])}
 
 
-def real_recall(embedder: Embedder, efforts: list[int], queries_n: int = 200) -> dict[int, float]:
+def real_recall(embedder: Embedder, efforts: list[int], queries_n: int = 200, pool: int = candidate_pool(10)) -> dict[int, float]:
     """Recall@10 of the store's search against brute force over every view, on real e5 vectors
     of the shared Korean subtitles (chunks and views made by the real code), asked with English
-    subtitle lines, with the graph forced on; per graph search breadth (``ef_search``), the pool
-    of 200 the library asks for at k=10 being the default."""
+    subtitle lines, with the graph forced on; per graph search breadth (``ef_search``), with the
+    pool of chunks the library asks the vector store for at k=10."""
     from index.centering import LanguageCentering
 
     files = sorted(FIXTURES.glob("subtitles/*/*/ko.srt"))
@@ -300,7 +300,7 @@ def real_recall(embedder: Embedder, efforts: list[int], queries_n: int = 200) ->
             found = []
             for q in vectors:
                 best = sorted(reference, key=lambda c: -float((reference[c] @ q).max()))[:10]
-                got = [c for c, _, _ in store.vectors.search(q, 200)[:10]]
+                got = [c for c, _, _ in store.vectors.search(q, pool)[:10]]
                 found.append(len(set(best) & set(got)) / 10)
             results[ef] = float(np.mean(found))
         finally:

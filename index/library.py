@@ -31,7 +31,18 @@ from .vectors import VectorSettings, View
 SEARCH_MODES = ("hybrid", "dense", "lexical")
 # Chunks (best by meaning and words) looked through for a quote no transcript holds exactly.
 NEAR_POOL = 50
+# Chunks each ranking hands to fusion for k hits: at least MIN_POOL, POOL_PER_HIT per hit. The
+# vector store rescores every view of twice as many candidates, which is what finds the best
+# sentence windows: recall@10 against exact search on real e5 vectors (benchmarks/scale.py
+# ``real_recall``, ef 512) at k=10 with a pool of 200 / 100 / 50: 0.96 / 0.885 / 0.79. A pool
+# of 50 saved ~3 ms of a 100k-chunk search (in one process) but loses that recall, so it stays.
+MIN_POOL, POOL_PER_HIT = 100, 20
 log = logging.getLogger(__name__)
+
+
+def candidate_pool(k: int) -> int:
+    """How many chunks the vector and keyword rankings each return for a search of k hits."""
+    return max(MIN_POOL, POOL_PER_HIT * k)
 
 
 @dataclass
@@ -220,7 +231,7 @@ class Library:
             hits = [shaper.hit(chunk, passage, shaper.sentences(chunk, passage), score, recordings[chunk.recording_id], span,
                                approximate) for chunk, score, span in found for passage in [shaper.passage(chunk)]]
             return shaper.highlight(hits, set(store.analyzer.keys(phrase)))
-        candidates = Candidates(query, None if mode == "lexical" else self.centering.query, filters, pool=max(100, 20 * k))
+        candidates = Candidates(query, None if mode == "lexical" else self.centering.query, filters, pool=candidate_pool(k))
         dense = DenseRetriever(store)
         retrieve = {"dense": dense, "lexical": keywords, "hybrid": HybridRetriever(dense, keywords, self.fusion, self._helper)}[mode]
         return shaper.shape(top(retrieve(candidates), k), query, candidates.vector)
