@@ -25,8 +25,9 @@ Nothing is tuned on it. Measured 2026-11-26 on the 2-core machine with other job
 11 recordings, 1,475 chunks (13,759 vectors) built in 230 s; 100 queries per direction (of 1,455
 English and 1,370 Korean cues that qualify). Hybrid / dense / keywords: en→ko R@1 0.56 / 0.59 /
 0.01, R@10 0.91 / 0.91 / 0.08, right talk first 0.80 / 0.80 / 0.28; ko→en R@1 0.62 / 0.62 / 0.03,
-R@10 0.86 / 0.86 / 0.11, right talk first 0.84 / 0.84 / 0.10. Hybrid's four losses to dense are
-English words inside Korean cues (COVID-19, CircuitPython) matching other cues by keyword.
+R@10 0.86 / 0.86 / 0.11, right talk first 0.84 / 0.84 / 0.10. Hybrid's four losses to dense were
+English words inside Korean cues (COVID-19, CircuitPython) matching other cues by keyword; such
+matches across scripts no longer count (README: "Keywords across scripts").
 
 Run: ``python -m benchmarks.subtitles [--queries N] [--library DIR] [--json OUT]`` (needs
 ../shared/fixtures; without ``--library`` it builds a throw-away library, with it the library is

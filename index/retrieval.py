@@ -13,6 +13,7 @@ import numpy as np
 
 from ingest.records import Chunk
 
+from .centering import query_language
 from .clips import Span
 from .quotes import contains, locate, near
 from .ranking import FusionSettings, SearchFilters, doubt, fuse, merge_overlapping
@@ -100,7 +101,8 @@ class HybridRetriever:
         lexical = self.helper.submit(self.keywords.matches, query.text, query.pool, query.filters, self.fusion.floor)
         dense = self.dense(query)
         windows = {c.id: span for c, _, span in dense if span}
-        return [(c, s, windows.get(c.id)) for c, s in fuse([(c, s) for c, s, _ in dense], lexical.result(), self.fusion)]
+        fused = fuse([(c, s) for c, s, _ in dense], lexical.result(), self.fusion, query_language(query.text))
+        return [(c, s, windows.get(c.id)) for c, s in fused]
 
 
 class QuoteRetriever:

@@ -94,6 +94,21 @@ def test_fusion_adds_keyword_evidence_in_proportion_to_coverage():
     assert [c.id for c, _ in dense_only] == [1, 2, 3]
 
 
+def test_a_keyword_shared_across_scripts_does_not_lift_a_chunk():
+    """An English query's Latin word inside a Korean cue (no rendering) says little about which
+    mention is meant; through an English rendering, or from a Korean query, it counts in full."""
+    korean = Chunk("ko", 0, 10, "ko", "CircuitPython 으로 시작했습니다", None, 0, 7)
+    rendered = Chunk("ko", 20, 30, "ko", "CircuitPython 도 있습니다", "There is CircuitPython too", 1, 8)
+    dense = [(chunk(1), 0.9), (korean, 0.8), (rendered, 0.7)]
+    lexical = [(korean, 12.0, 1.0), (rendered, 11.0, 1.0)]
+    english = fuse(dense, lexical, FusionSettings(), "en")
+    assert [c.id for c, _ in english] == [8, 1, 7]
+    assert dict((c.id, s) for c, s in english)[7] == pytest.approx(1 / 62)  # the vector ranking alone
+    assert [c.id for c, _ in fuse(dense, lexical, FusionSettings(), "ko")] == [7, 8, 1]
+    assert [c.id for c, _ in fuse(dense, lexical, FusionSettings(), "ru")] == [1, 7, 8]  # Cyrillic: neither
+    assert [c.id for c, _ in fuse(dense, lexical, FusionSettings(foreign_weight=1.0), "en")] == [7, 8, 1]
+
+
 def test_modes_differ_and_unknown_mode_is_refused(library):
     from index.library import LibraryError
 
