@@ -2,8 +2,9 @@
 package and run on ONNX Runtime with 8-bit weights ("onnx-int8"): vectors within cosine 0.9998
 of sentence-transformers', queries about 3x faster and a cold start without torch
 (index/onnx_embedder.py has the figures). "onnx" runs the same graph in float32 (queries 1.7x
-slower, same search results on the evaluations). "torch" runs any sentence-transformers name or
-path; the ONNX backends fall back to it, with a warning, for models they cannot export.
+slower, same search results on the evaluations); "onnx-int8" runs a model in it, with a warning,
+when the model's 8-bit graph strays from it. "torch" runs any sentence-transformers name or path;
+the ONNX backends fall back to it, with a warning, for models they cannot export.
 
 A companion model can ride beside the first (``EmbedderSettings.companion``): each vector is both
 models' side by side, each part unit length and weighted. With Universal Sentence Encoder
@@ -118,6 +119,9 @@ class Embedder:
         else:
             try:
                 return onnx_embedder.load(Path(where), Path(self.settings.cache_dir), variant, self.settings.batch_size)
+            except onnx_embedder.QuantizedStrays as exc:  # the float32 graph still spares torch
+                log.warning("embedding model %r runs in float32: %s", self.settings.model, exc)
+                return self._onnx(where, "fp32")
             except (ModelError, OSError) as exc:  # OSError: e.g. a read-only model cache
                 reason = str(exc)
         log.warning("embedding model %r runs on torch: %s", self.settings.model, reason)

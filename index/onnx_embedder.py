@@ -7,7 +7,8 @@ exported once with ``torch.onnx.export`` (dynamo) into ``<models>/onnx/<folder>-
 accuracy level 4). At run time only onnxruntime, tokenizers (the folder's ``tokenizer.json``)
 and numpy are imported; prompts, truncation, pooling and L2 normalisation follow
 sentence-transformers. An export whose vectors stray from sentence-transformers' on a few probe
-sentences is refused. A graph or weights file whose size, or hash once its mtime changed, no
+sentences is refused (an 8-bit one is then remembered as refused, ``<variant>.refused.json``,
+and the model runs in float32). A graph or weights file whose size, or hash once its mtime changed, no
 longer matches what was written is exported again.
 
 Why int8 in blocks: a query of ~14 tokens is bound by reading the weights, not by arithmetic
@@ -73,6 +74,10 @@ PROBES = [
     "Есть ли вопросы?",
     "질문 있으십니까?",
 ]
+
+
+class QuantizedStrays(ModelError):
+    """The 8-bit graph cannot be made, or strays from the model: its float32 graph may still run."""
 
 
 @dataclass
@@ -155,10 +160,22 @@ def load(model_dir: Path, cache_dir: Path, variant: str, batch_size: int = 32) -
     ModelError when the model cannot be exported."""
     folder = cache_folder(model_dir, cache_dir)
     source = fingerprint(model_dir)
+    refusal = folder / f"{variant}.refused.json"  # a quantized graph refused once is not made at every start
+    memo = {"format": FORMAT_VERSION[variant], "source_fingerprint": source}
+    try:
+        refused = json.loads(refusal.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        refused = {}
+    if {key: refused.get(key) for key in memo} == memo:
+        raise QuantizedStrays(refused.get("reason", f"{model_dir} was refused in {variant}"))
     spec = _cached_spec(folder, variant, source)
     if spec is None:
         log.info("exporting embedding model %s to ONNX (%s) in %s, once", model_dir, variant, folder)
-        spec = export(model_dir, folder, variant, source)
+        try:
+            spec = export(model_dir, folder, variant, source)
+        except QuantizedStrays as exc:
+            refusal.write_text(json.dumps({**memo, "reason": str(exc)}, ensure_ascii=False) + "\n", encoding="utf-8")
+            raise
     return OnnxEncoder(folder / f"{variant}.onnx", model_dir / "tokenizer.json", spec, batch_size)
 
 
@@ -232,14 +249,19 @@ def export(model_dir: Path, folder: Path, variant: str, source: str) -> OnnxSpec
         try:
             with _quiet():
                 _export_graph(model[0].auto_model, graph)
-                if variant == "int8":
-                    graph = _quantize(graph, tmp / "int8.onnx")
-        except Exception as exc:  # exporter and quantizer errors: this model cannot run on ONNX
+        except Exception as exc:  # exporter errors: this model cannot run on ONNX
             raise ModelError(f"cannot export {model_dir} to ONNX: {_first_line(exc)}") from exc
+        if variant == "int8":
+            try:
+                with _quiet():
+                    graph = _quantize(graph, tmp / "int8.onnx")
+            except Exception as exc:  # quantizer errors: the float32 graph may still run
+                raise QuantizedStrays(f"cannot quantize {model_dir} to 8 bits: {_first_line(exc)}") from exc
         spec.agreement = _agreement(model, OnnxEncoder(graph, model_dir / "tokenizer.json", spec))
         if spec.agreement < MIN_AGREEMENT[variant]:
-            raise ModelError(f"{model_dir} on ONNX ({variant}) strays from sentence-transformers "
-                             f"(cosine {spec.agreement:.4f} < {MIN_AGREEMENT[variant]})")
+            refused = QuantizedStrays if variant != "fp32" else ModelError
+            raise refused(f"{model_dir} on ONNX ({variant}) strays from sentence-transformers "
+                          f"(cosine {spec.agreement:.4f} < {MIN_AGREEMENT[variant]})")
         (folder / f"{variant}.json").unlink(missing_ok=True)
         for name in _files(variant):  # the graph names its weights file: keep both names
             made = tmp / name

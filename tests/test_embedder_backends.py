@@ -100,6 +100,27 @@ def test_damaged_onnx_graph_is_exported_again(tmp_path, onnx, monkeypatch, caplo
     np.testing.assert_allclose(again.encode(TEXTS, "query"), want, atol=1e-4)
 
 
+def test_8_bit_weights_that_stray_run_in_float32_and_are_not_tried_again(tmp_path, onnx, monkeypatch, caplog):
+    """A model whose 8-bit graph strays keeps ONNX in float32 rather than falling to torch, and the
+    refusal is remembered, so a later start does not export and refuse it again."""
+    monkeypatch.setitem(onnx_embedder.MIN_AGREEMENT, "int8", 1.01)  # no 8-bit graph can pass
+    settings = replace(onnx.settings, model=onnx.resolve(), cache_dir=tmp_path, backend="onnx-int8")
+    with caplog.at_level(logging.WARNING, logger="index.embedder"):
+        first = Embedder(settings)
+        first.warm_up()
+    assert "runs in float32" in caplog.text and "strays from sentence-transformers" in caplog.text
+    assert "runs on torch" not in caplog.text and isinstance(first._encoder, onnx_embedder.OnnxEncoder)
+    assert (first.queries(TEXTS) * onnx.queries(TEXTS)).sum(axis=1).min() >= 0.999
+
+    def no_export(*args):
+        raise AssertionError("a refused graph was exported again")
+
+    monkeypatch.setattr(onnx_embedder, "export", no_export)
+    again = Embedder(settings)
+    again.warm_up()
+    np.testing.assert_allclose(again.queries(TEXTS), first.queries(TEXTS), atol=1e-5)
+
+
 def test_unknown_backend_is_a_clear_error(tmp_path):
     embedder = Embedder(EmbedderSettings(cache_dir=tmp_path, backend="tensorrt"))
     with pytest.raises(ModelError, match=r"unknown embedding backend 'tensorrt': use onnx, onnx-int8, torch"):
