@@ -7,8 +7,8 @@ exported once with ``torch.onnx.export`` (dynamo) into ``<models>/onnx/<folder>-
 accuracy level 4). At run time only onnxruntime, tokenizers (the folder's ``tokenizer.json``)
 and numpy are imported; prompts, truncation, pooling and L2 normalisation follow
 sentence-transformers. An export whose vectors stray from sentence-transformers' on a few probe
-sentences is refused (an 8-bit one is then remembered as refused, ``<variant>.refused.json``,
-and the model runs in float32). A graph or weights file whose size, or hash once its mtime changed, no
+sentences is refused; an 8-bit one is then remembered as refused (``int8.refused.json``) and the
+model runs in float32. A graph or weights file whose size, or hash once its mtime changed, no
 longer matches what was written is exported again.
 
 Why int8 in blocks: a query of ~14 tokens is bound by reading the weights, not by arithmetic

@@ -24,7 +24,7 @@ def page() -> FileResponse:
 @router.get("/health", response_model=Health, tags=["service"])
 def health(request: Request, b: Backend = Depends(backend)) -> dict:
     writes = "loopback-only" if b.settings.http.api_key is None else "api-key"
-    # The version read once when the app was made: reading the package metadata took ~1 ms a check.
+    # The version read once when the app was made: reading the package metadata took ~0.5 ms a check.
     return {"status": "ok", "version": request.app.version, "writes": writes}
 
 
