@@ -305,11 +305,9 @@ def _quantize(graph: Path, out: Path) -> Path:
     """Each MatMul's weights in 8-bit blocks of BLOCK (a scale per block) and its inputs quantized
     per block at run time (accuracy level 4: int8 dot products)."""
     import onnx
-    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    config = DefaultWeightOnlyQuantConfig(block_size=BLOCK, is_symmetric=True, accuracy_level=4, bits=8)
-    quantizer = MatMulNBitsQuantizer(onnx.load(str(graph)), bits=8, block_size=BLOCK, is_symmetric=True,
-                                     accuracy_level=4, algo_config=config)
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(graph)), bits=8, block_size=BLOCK, is_symmetric=True, accuracy_level=4)
     quantizer.process()
     quantizer.model.save_model_to_file(str(out), use_external_data_format=True)
     return out
