@@ -242,6 +242,10 @@ class SegmentedVectors:
         self._numbered: dict[int, _Segment] = {}
         self._live_chunks = 0
         self._coarse = None
+        # float16 rows to float32 with FAISS's SIMD decoder: the same values as numpy's cast, 3x
+        # faster (2,200 rows of 384, the views one search rescores: 0.34 against 1.0 ms; rescoring
+        # at 100k chunks 1.94 → 1.60 ms a search, the whole search's change hidden in its noise).
+        self._half = faiss.IndexScalarQuantizer(dimension, faiss.ScalarQuantizer.QT_fp16)
         self._dead: set[int] = set()  # coarse ids of deleted chunks still in the graph
         self._skip_dead = None  # a FAISS selector excluding them, made once per change (330k ids: 23 ms)
         self._saved_cover: set[str] = set()  # the segments the saved graph was written with
@@ -355,7 +359,7 @@ class SegmentedVectors:
         coarse = (segment.ids % MAX_VIEWS) < 2
         if known is not None and len(known):
             coarse &= ~np.isin(segment.ids // MAX_VIEWS, known)
-        self._coarse_add(np.asarray(segment.ids[coarse]), np.asarray(segment.vectors[coarse], dtype=np.float32))
+        self._coarse_add(np.asarray(segment.ids[coarse]), self._floats(segment.vectors[coarse]))
 
     def _release(self, segment: _Segment) -> np.ndarray:
         """Drop a segment a merge replaced; returns the chunks it held. Their coarse entries stay:
@@ -421,8 +425,8 @@ class SegmentedVectors:
         total = sum(int(keep.sum()) for _, keep in snapshot)
         share = min(1.0, 100_000 / max(1, total))
         width = min(self.settings.graph_dimension or self.dimension, self.dimension)
-        sample = np.concatenate([np.asarray(segment.vectors[np.flatnonzero(keep)[rng.random(int(keep.sum())) < share], :width],
-                                            dtype=np.float32) for segment, keep in snapshot])
+        sample = np.concatenate([self._floats(segment.vectors[np.flatnonzero(keep)[rng.random(int(keep.sum())) < share]])[:, :width]
+                                 for segment, keep in snapshot])
         codes = {8: faiss.ScalarQuantizer.QT_8bit, 4: faiss.ScalarQuantizer.QT_4bit}[self.settings.hnsw_bits]
         graph = faiss.IndexHNSWSQ(width, codes, self.settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         graph.hnsw.efConstruction = 64
@@ -435,7 +439,8 @@ class SegmentedVectors:
                 rows = np.flatnonzero(keep)
                 for block in range(0, len(rows), 50_000):
                     chosen = rows[block: block + 50_000]
-                    index.add_with_ids(np.asarray(segment.vectors[chosen, :width], dtype=np.float32), np.asarray(segment.ids[chosen]))
+                    index.add_with_ids(np.ascontiguousarray(self._floats(segment.vectors[chosen])[:, :width]),
+                                       np.asarray(segment.ids[chosen]))
         finally:
             faiss.omp_set_num_threads(SEARCH_THREADS)
         with self._lock:
@@ -447,7 +452,7 @@ class SegmentedVectors:
             for name in set(self._segments) - built_from:
                 segment = self._segments[name]
                 keep = self._live_rows(segment)
-                self._coarse_add(np.asarray(segment.ids)[keep], np.asarray(segment.vectors[keep], dtype=np.float32))
+                self._coarse_add(np.asarray(segment.ids)[keep], self._floats(segment.vectors[keep]))
             self._forget_coarse(np.asarray(deleted, dtype=np.int64))
             self._save_coarse()
             return True
@@ -623,7 +628,7 @@ class SegmentedVectors:
             offsets = np.r_[0, np.cumsum(counts)[:-1]]
             rows = np.repeat(starts - offsets, counts) + np.arange(int(counts.sum()))
             views = np.asarray(segment.ids[rows]) % MAX_VIEWS
-            scores = np.asarray(segment.vectors[rows], dtype=np.float32) @ query
+            scores = self._floats(segment.vectors[rows]) @ query
             best = np.maximum.reduceat(scores, offsets)
             hit = np.flatnonzero(scores == np.repeat(best, counts))  # rows reaching their chunk's best
             _, first_of_chunk = np.unique(np.searchsorted(offsets, hit, side="right") - 1, return_index=True)
@@ -640,7 +645,11 @@ class SegmentedVectors:
                 return np.zeros(0, dtype=np.int64), np.zeros((0, self.dimension), dtype=np.float32)
             segment = self._numbered[int(self._where_segment[chunk_id])]
             row, count = int(self._where_row[chunk_id]), int(self._where_count[chunk_id])
-            return np.asarray(segment.ids[row: row + count]) % MAX_VIEWS, np.asarray(segment.vectors[row: row + count], dtype=np.float32)
+            return np.asarray(segment.ids[row: row + count]) % MAX_VIEWS, self._floats(segment.vectors[row: row + count])
+
+    def _floats(self, rows: np.ndarray) -> np.ndarray:
+        """float16 segment rows as float32."""
+        return self._half.sa_decode(np.ascontiguousarray(rows).view(np.uint8))
 
     def chunk_ids(self) -> set[int]:
         with self._lock:
