@@ -11,7 +11,7 @@ from index.library import Library
 from index.ranking import SearchFilters
 from index.backends import open_store
 from index.store import EmbeddedStore, StoreError
-from index.vectors import ORIGINAL, VectorSettings, vector_id
+from index.vectors import MAX_VIEWS, ORIGINAL, VectorSettings, vector_id
 from tests.helpers import DIM, add, add_recording, said, unit
 
 
@@ -41,6 +41,21 @@ def test_a_write_adds_one_segment_and_merges_happen_in_tiers(small_store):
     files = {p.name.split(".")[0] for p in (small_store.folder / "vectors").glob("seg-*")}
     assert files == set(small_store.catalog.segments())       # merged-away files are gone
     assert [(c, round(s, 3)) for c, s, _ in small_store.vectors.search(query, 10)] == before
+
+
+def test_rescored_scores_are_the_stored_float16_vectors_times_the_query(small_store):
+    """The rescoring decodes float16 rows its own (faster) way: its scores are numpy's."""
+    rng = np.random.default_rng(5)
+    add_recording(small_store, "r0", unit(rng, 30))
+    stored = {}
+    for path in (small_store.folder / "vectors").glob("seg-*.ids.npy"):
+        for view_id, vector in zip(np.load(path), np.load(str(path).replace(".ids.", ".vec.")).astype(np.float32)):
+            stored.setdefault(int(view_id) // MAX_VIEWS, []).append(vector)
+    query = unit(rng, 1)[0]
+    found = small_store.vectors.search(query, 10)
+    assert len(found) == 10
+    for chunk_id, score, _ in found:
+        assert score == pytest.approx(float((np.array(stored[chunk_id]) @ query).max()), abs=1e-6)
 
 
 def test_merges_keep_every_chunk_searchable_and_the_graph_free_of_copies(tmp_path):
