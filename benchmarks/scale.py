@@ -188,8 +188,9 @@ def serve(folder: Path, port: int, store: str | None = None) -> subprocess.Popen
     raise RuntimeError(f"server did not start: {server.stderr.read()[-2000:]}")
 
 
-def latencies(port: int, texts: list[str], clients: int) -> list[float]:
-    """Milliseconds per hybrid search over HTTP; ``clients`` threads share the query list."""
+def latencies(port: int, texts: list[str], clients: int, path: str = "/search") -> list[float]:
+    """Milliseconds per hybrid search over HTTP; ``clients`` threads share the query list. With
+    another ``path`` (``/health``), a request per text that searches nothing: what HTTP costs."""
     times: list[float] = []
     lock = threading.Lock()
     work = list(texts)
@@ -202,7 +203,7 @@ def latencies(port: int, texts: list[str], clients: int) -> list[float]:
                         return
                     text = work.pop()
                 started = time.perf_counter()
-                response = http.get("/search", params={"q": text, "k": 10})
+                response = http.get(path, params={"q": text, "k": 10} if path == "/search" else None)
                 elapsed = (time.perf_counter() - started) * 1000
                 response.raise_for_status()
                 with lock:
@@ -223,13 +224,38 @@ def measure_server(folder: Path, port: int, texts: list[str], store: str | None 
         latencies(port, texts[:20], 1)  # warm-up: analysers, language means
         one = latencies(port, texts, 1)
         eight = latencies(port, texts * 2, 8)
+        empty = latencies(port, texts, 1, "/health")
         memory = memory_mb(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
     return {"p50_ms": round(percentile(one, 50), 1), "p99_ms": round(percentile(one, 99), 1),
             "p50_ms_concurrent": round(percentile(eight, 50), 1), "p99_ms_concurrent": round(percentile(eight, 99), 1),
-            **memory, "queries": len(one)}
+            "p50_ms_empty_request": round(percentile(empty, 50), 2), **memory, "queries": len(one)}
+
+
+def in_process(folder: Path, texts: list[str]) -> dict[str, float]:
+    """Where a hybrid search's time goes, in one process without HTTP (p50 ms, the steps taking
+    turns query by query): the query's embedding and the vector search, the least any search does
+    before it reads a chunk (``floor``), and the whole hybrid search of the same query."""
+    from api.service import Talksearch
+
+    app = Talksearch(Settings.from_env().changed(library=folder))
+    app.warm_up(ingest=False, search=True)
+    library = app.library
+    steps: dict[str, list[float]] = {"embed_ms": [], "vectors_ms": [], "floor_ms": [], "hybrid_ms": []}
+    for at, text in enumerate(texts[:20] + texts):  # the first 20 warm up
+        started = time.perf_counter()
+        vector = library.centering.query(text)
+        embedded = time.perf_counter()
+        library.store.vectors.search(vector, candidate_pool(10))
+        searched = time.perf_counter()
+        library.search(text, 10)
+        if at >= 20:
+            for step, ms in zip(steps, (embedded - started, searched - embedded, searched - started, time.perf_counter() - searched)):
+                steps[step].append(ms * 1000)
+    app.close()
+    return {step: round(statistics.median(ms), 2) for step, ms in steps.items()}
 
 
 def on_postgres(folder: Path, base: Path, port: int, texts: list[str]) -> dict:
@@ -346,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         store.catalog.close()
         port = 8700 + 2 * len(report["sizes"])
         served = measure_server(folder, port, texts)
+        served["in_process"] = in_process(folder, texts)
         disk = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
         row = {"chunks": int(counts["chunks"]), "vectors_per_chunk": round(counts["vectors"] / counts["chunks"], 2),
                "bytes_per_chunk_disk": round(disk * 2**20 / counts["chunks"]), "coarse_vectors": coarse,
