@@ -425,9 +425,10 @@ class SegmentedVectors:
         total = sum(int(keep.sum()) for _, keep in snapshot)
         share = min(1.0, 100_000 / max(1, total))
         width = min(self.settings.graph_dimension or self.dimension, self.dimension)
-        # Each part copied to the graph's width, so the decoded rows beyond it go at once.
-        sample = np.concatenate([self._floats(segment.vectors[np.flatnonzero(keep)[rng.random(int(keep.sum())) < share]])
-                                 [:, :width].copy() for segment, keep in snapshot])
+        # Each part cut to the graph's width (a copy only when that is narrower), so the decoded
+        # rows beyond it go at once.
+        sample = np.concatenate([np.ascontiguousarray(self._floats(
+            segment.vectors[np.flatnonzero(keep)[rng.random(int(keep.sum())) < share]])[:, :width]) for segment, keep in snapshot])
         codes = {8: faiss.ScalarQuantizer.QT_8bit, 4: faiss.ScalarQuantizer.QT_4bit}[self.settings.hnsw_bits]
         graph = faiss.IndexHNSWSQ(width, codes, self.settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         graph.hnsw.efConstruction = 64
